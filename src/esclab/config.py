@@ -1,0 +1,253 @@
+"""Typed configuration: dataclasses, YAML composition, dotted overrides, validation.
+
+An experiment YAML names one file per concern under ``defaults`` and states only
+what differs::
+
+    name: paper_cnn
+    defaults:
+      features: logmel_128      # configs/features/logmel_128.yaml
+      augment: none             # configs/augment/none.yaml
+      model: paper_cnn          # configs/model/paper_cnn.yaml
+      train: default            # configs/train/default.yaml
+    train:
+      max_epochs: 60
+
+The merge order is: dataclass defaults <- group files <- the experiment's own keys
+<- ``--set key=value`` overrides. Unknown keys and bad values fail loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_GROUPS = ("data", "audio", "features", "augment", "model", "train")
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is wrong; the message says which and why."""
+
+
+@dataclass
+class DataConfig:
+    """Which clips, which folds.
+
+    ``dataset``: ``esc50``, ``esc10`` (the ESC-10 subset of ESC-50) or ``folder``
+    (any audio plus a CSV with ``path,label[,fold][,group]``).
+    ``root``: dataset folder; ``None`` means ``$ESCLAB_DATA``, then ``./data/ESC-50``.
+    """
+
+    dataset: str = "esc50"
+    root: str | None = None
+    csv: str | None = None
+    folds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    val_fraction: float = 0.1
+    num_workers: int = 0
+    download: bool = True
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 22050
+    duration: float = 5.0
+
+
+@dataclass
+class FeatureConfig:
+    """Log-mel front end (librosa conventions: power mel, ``power_to_db`` with ref=max)."""
+
+    n_mels: int = 128
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: int | None = None
+    fmin: float = 0.0
+    fmax: float | None = None
+    top_db: float | None = 80.0
+    frames: int | None = 215
+    standardize: bool = False
+    cache_dir: str = "cache/features"
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation settings; each group is a mapping of transform name -> its arguments.
+
+    ``waveform`` transforms run on the CPU before the log-mel (precomputed as a bank of
+    ``bank_size`` variants per clip when expensive); ``spectrogram`` transforms and
+    ``mixup_alpha`` run in the model front end during training only.
+    """
+
+    waveform: dict[str, Any] = field(default_factory=dict)
+    spectrogram: dict[str, Any] = field(default_factory=dict)
+    mixup_alpha: float = 0.0
+    mixup_p: float = 1.0
+    bank_size: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "paper_cnn"
+    pretrained: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    max_epochs: int = 60
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    lr_schedule: str = "plateau"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    min_lr: float = 1e-6
+    warmup_epochs: int = 0
+    early_stopping_patience: int = 10
+    monitor: str = "val_loss"
+    label_smoothing: float = 0.0
+    precision: str = "32"
+    channels_last: bool = True
+    seed: int = 42
+    num_threads: int | None = None
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    deterministic: bool = True
+    progress_bar: bool = True
+    progressive: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_CHOICES = {
+    "data.dataset": ("esc50", "esc10", "folder"),
+    "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
+    "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true"),
+    "train.monitor": ("val_loss", "val_acc"),
+}
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check ranges and choices; raise :class:`ConfigError` naming the key and the rule."""
+
+    def need(ok: bool, key: str, rule: str, value: Any) -> None:
+        if not ok:
+            raise ConfigError(f"{key} {rule}, got {value!r}")
+
+    for key, choices in _CHOICES.items():
+        group, name = key.split(".")
+        value = getattr(getattr(cfg, group), name)
+        need(value in choices, key, f"must be one of {choices}", value)
+    d, a, f, t = cfg.data, cfg.audio, cfg.features, cfg.train
+    need(len(d.folds) > 0 and all(isinstance(k, int) and k >= 1 for k in d.folds), "data.folds",
+         "must be a non-empty list of fold numbers >= 1", d.folds)
+    need(0.0 <= d.val_fraction < 0.5, "data.val_fraction", "must be in [0, 0.5)", d.val_fraction)
+    need(d.dataset != "folder" or bool(d.csv), "data.csv", "is required when data.dataset is 'folder'", d.csv)
+    need(a.sample_rate >= 1000, "audio.sample_rate", "must be >= 1000 Hz", a.sample_rate)
+    need(a.duration > 0, "audio.duration", "must be > 0 seconds", a.duration)
+    need(f.n_mels >= 1, "features.n_mels", "must be >= 1", f.n_mels)
+    need(f.n_fft >= 16, "features.n_fft", "must be >= 16", f.n_fft)
+    need(0 < f.hop_length <= f.n_fft, "features.hop_length", "must be in (0, n_fft]", f.hop_length)
+    need(f.win_length is None or 0 < f.win_length <= f.n_fft, "features.win_length", "must be in (0, n_fft]",
+         f.win_length)
+    nyquist = a.sample_rate / 2
+    need(f.fmax is None or f.fmin < f.fmax <= nyquist, "features.fmax", f"must be in (fmin, {nyquist}]", f.fmax)
+    need(0 <= f.fmin < nyquist, "features.fmin", f"must be in [0, {nyquist})", f.fmin)
+    need(f.top_db is None or f.top_db > 0, "features.top_db", "must be > 0 or null", f.top_db)
+    need(f.frames is None or f.frames >= 8, "features.frames", "must be >= 8 or null", f.frames)
+    need(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
+    need(t.max_epochs >= 1, "train.max_epochs", "must be >= 1", t.max_epochs)
+    need(t.lr > 0, "train.lr", "must be > 0", t.lr)
+    need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
+    need(0 < t.plateau_factor < 1, "train.plateau_factor", "must be in (0, 1)", t.plateau_factor)
+    need(t.early_stopping_patience >= 1, "train.early_stopping_patience", "must be >= 1",
+         t.early_stopping_patience)
+    need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)", t.label_smoothing)
+    need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", "must be >= 1 or null", t.num_threads)
+    need(cfg.augment.mixup_alpha >= 0, "augment.mixup_alpha", "must be >= 0", cfg.augment.mixup_alpha)
+    need(cfg.augment.bank_size >= 0, "augment.bank_size", "must be >= 0", cfg.augment.bank_size)
+    for stage in t.progressive:
+        need(set(stage) == {"fraction", "epochs"} and 0 < stage["fraction"] <= 1 and stage["epochs"] >= 1,
+             "train.progressive", "must be a list of {fraction: (0,1], epochs: >=1}", stage)
+    return cfg
+
+
+def _group_file(configs_root: Path, group: str, name: str) -> Path:
+    path = configs_root / group / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in (configs_root / group).glob("*.yaml"))
+        raise ConfigError(f"defaults.{group}: no file {path} (available: {', '.join(options) or 'none'})")
+    return path
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                configs_root: str | Path | None = None) -> ExperimentConfig:
+    """Compose an experiment: defaults, group files, the experiment file, then ``key=value`` overrides.
+
+    Args:
+        path: experiment YAML (``None``: the dataclass defaults only).
+        overrides: dotted overrides such as ``["train.max_epochs=5", "data.folds=[1,2]"]``.
+        configs_root: folder holding the group folders; defaults to the experiment
+            file's grandparent (``configs/experiment/x.yaml`` -> ``configs/``).
+    """
+    schema = OmegaConf.structured(ExperimentConfig)
+    layers = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            own = OmegaConf.load(path)
+        except Exception as err:  # yaml errors come in many types
+            raise ConfigError(f"cannot parse {path}: {err}") from err
+        root = Path(configs_root) if configs_root else path.resolve().parent.parent
+        defaults = own.pop("defaults", None) or {}
+        for group, name in OmegaConf.to_container(defaults).items():
+            if group not in CONFIG_GROUPS:
+                raise ConfigError(f"defaults: unknown group {group!r} (groups: {', '.join(CONFIG_GROUPS)})")
+            layers.append(OmegaConf.create({group: OmegaConf.load(_group_file(root, group, name))}))
+        layers.append(own)
+    try:
+        if overrides:
+            layers.append(OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(schema, *layers)
+        cfg: ExperimentConfig = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"invalid configuration: {err}".splitlines()[0] + _where(err)) from err
+    return validate(cfg)
+
+
+def _where(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None)
+    return f" (key: {key})" if key else ""
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.create(data))
+    return validate(OmegaConf.to_object(merged))
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

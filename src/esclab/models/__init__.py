@@ -1,0 +1,7 @@
+"""Model zoo. Importing this package registers every model family."""
+
+from esclab.models import cnn  # noqa: F401  (registers paper_cnn*)
+from esclab.models._base import EscModel
+from esclab.models._registry import create_model, is_model, list_models, register_model
+
+__all__ = ["EscModel", "create_model", "is_model", "list_models", "register_model"]

@@ -1,0 +1,54 @@
+"""The one small interface every esclab model implements.
+
+Input layout everywhere: log-mel spectrograms shaped ``(batch, 1, n_mels, frames)``
+in dB (after the optional per-band standardisation). Output: logits ``(batch, num_classes)``.
+Reports, galleries and heatmaps use only these methods, never the architecture.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EscModel(nn.Module):
+    """Base class: ``forward_features`` -> pooled embedding, ``forward_head`` -> logits.
+
+    Subclasses set ``num_classes`` and ``num_features`` and implement the two
+    forward halves. Optional hooks:
+
+    * ``attention_maps(x)`` returns ``(batch, n_mels', frames')`` weights for models
+      with an attention layer, ``None`` otherwise.
+    * ``gradcam_layer()`` returns the last convolutional module (for Grad-CAM) or ``None``.
+    * ``regularization_loss()`` returns the model's explicit penalty (L2 on dense
+      layers for the paper CNN); added to the training loss.
+    * ``parameter_groups(lr)`` returns optimiser groups (per-group learning rates
+      for fine-tuning); the default is one group.
+    """
+
+    num_classes: int
+    num_features: int
+    # Spectrogram front end the model expects; ``None`` means "whatever the run's features are".
+    expected_input: dict | None = None
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, M, T)`` log-mel -> ``(B, num_classes)`` logits."""
+        return self.forward_head(self.forward_features(x))
+
+    def attention_maps(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def gradcam_layer(self) -> nn.Module | None:
+        return None
+
+    def regularization_loss(self) -> torch.Tensor:
+        return torch.zeros((), device=next(self.parameters()).device)
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

@@ -1,0 +1,60 @@
+"""One model registry: ``register_model``, ``create_model``, ``list_models``.
+
+A model family has one builder; each registered name is a short function that
+calls it with the variant's settings, like timm's ``models/_registry.py``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+
+from esclab.models._base import EscModel
+
+_MODEL_ENTRYPOINTS: dict[str, Callable[..., EscModel]] = {}
+
+
+def register_model(fn: Callable[..., EscModel]) -> Callable[..., EscModel]:
+    """Register ``fn`` under its function name; a duplicate name is an error."""
+    name = fn.__name__
+    if name in _MODEL_ENTRYPOINTS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODEL_ENTRYPOINTS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of registered models matching a shell-style ``pattern``."""
+    _import_families()
+    return sorted(n for n in _MODEL_ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    _import_families()
+    return name in _MODEL_ENTRYPOINTS
+
+
+def create_model(name: str, num_classes: int, pretrained: str | None = None, **kwargs) -> EscModel:
+    """Build a registered model.
+
+    Args:
+        name: a name from :func:`list_models`.
+        num_classes: size of the classification head.
+        pretrained: a local weight file or folder, or a hub name; see
+            :func:`esclab.models.pretrained.load_pretrained`.
+        **kwargs: family-specific options (dropout, widths, freezing, ...).
+    """
+    _import_families()
+    if name not in _MODEL_ENTRYPOINTS:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_MODEL_ENTRYPOINTS))}")
+    model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, **kwargs)
+    if pretrained:
+        from esclab.models.pretrained import load_pretrained
+
+        load_pretrained(model, pretrained)
+    return model
+
+
+def _import_families() -> None:
+    # Importing the package registers every family (each module decorates its variants).
+    import esclab.models  # noqa: F401
