@@ -249,5 +249,10 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     return validate(OmegaConf.to_object(merged))
 
 
+def load_config_file(path: str | Path) -> ExperimentConfig:
+    """A resolved config saved by :func:`save_config` (no ``defaults`` composition)."""
+    return from_dict(OmegaConf.to_container(OmegaConf.load(path)))
+
+
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

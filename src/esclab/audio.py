@@ -1,0 +1,65 @@
+"""Decoding, mono mix-down, resampling and fixed length: the only place that reads audio files.
+
+soundfile (libsndfile) decodes wav, flac, ogg and mp3; soxr resamples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class AudioDecodeError(RuntimeError):
+    """A file could not be turned into a usable waveform; the message names the file and why."""
+
+
+def pad_or_trim(wave: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad at the end or cut to exactly ``length`` samples. ``(samples,) -> (length,)``."""
+    if wave.shape[-1] >= length:
+        return wave[..., :length]
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, length - wave.shape[-1])]
+    return np.pad(wave, pad)
+
+
+def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample a mono ``(samples,)`` waveform with soxr (high quality)."""
+    if orig_sr == target_sr:
+        return wave
+    return soxr.resample(wave, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, sample_rate: int = 22050, duration: float | None = None) -> np.ndarray:
+    """Decode ``path`` to a mono float32 waveform at ``sample_rate``.
+
+    Args:
+        path: a wav, flac, ogg or mp3 file (any channel count and sample rate).
+        sample_rate: output rate in Hz.
+        duration: if given, pad with zeros or trim to exactly this many seconds.
+
+    Returns:
+        ``(samples,)`` float32 in [-1, 1] (as decoded).
+
+    Raises:
+        AudioDecodeError: missing, unreadable, empty, or non-finite audio.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: no such file")
+    try:
+        data, orig_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile raises several types for bad files
+        raise AudioDecodeError(f"{path}: cannot decode ({err})") from err
+    if data.shape[0] == 0:
+        raise AudioDecodeError(f"{path}: contains no samples")
+    if not np.all(np.isfinite(data)):
+        raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
+    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    wave = resample(np.ascontiguousarray(wave, dtype=np.float32), int(orig_sr), sample_rate)
+    if duration is not None:
+        wave = pad_or_trim(wave, int(round(duration * sample_rate)))
+    return wave

@@ -1,0 +1,126 @@
+"""ESC-50 (and its ESC-10 subset) from the official metadata and folds.
+
+A root folder holds ``meta/esc50.csv`` and ``audio/``; the CSV names ``.wav`` files but a
+copy may hold the same clips as ``.flac`` or ``.ogg`` (matched by stem). When the folder is
+absent and we are online, the official archive is downloaded and checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from esclab.data.table import ClipTable, resolve_rows
+
+ARCHIVE_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
+# sha256 of the official meta/esc50.csv: the archive itself is rebuilt by GitHub on every
+# request (its bytes change), so the check is on the metadata it must contain plus the clip count.
+METADATA_SHA256 = "8f8cb574a57e381872129b77425ab31a3c69b93a7a82101ede48e0abbb9990ca"
+NUM_CLIPS = 2000
+DEFAULT_ROOT = Path("data") / "ESC-50"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is neither on disk nor downloadable; the message says how to point at a copy."""
+
+
+def resolve_root(root: str | Path | None) -> Path:
+    """``root`` if given, else ``$ESCLAB_DATA``, else ``./data/ESC-50``."""
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get("ESCLAB_DATA")
+    return Path(env).expanduser() if env else DEFAULT_ROOT
+
+
+def load_esc50(root: str | Path | None = None, esc10: bool = False, download: bool = True) -> ClipTable:
+    """Read ESC-50's metadata and match every row to its audio file.
+
+    Args:
+        root: dataset folder (see :func:`resolve_root`).
+        esc10: keep only the ESC-10 subset (10 classes, re-indexed 0..9 by name order).
+        download: fetch the official archive when the folder is absent.
+
+    Raises:
+        DatasetNotFoundError: no metadata at ``root`` and the download is off or fails.
+    """
+    root = resolve_root(root)
+    meta = root / "meta" / "esc50.csv"
+    if not meta.is_file():
+        if not download:
+            raise DatasetNotFoundError(_how_to_point(root, "and downloading is off"))
+        download_esc50(root)
+    rows = pd.read_csv(meta)
+    missing = {"filename", "fold", "target", "category"} - set(rows.columns)
+    if missing:
+        raise ValueError(f"{meta}: not ESC-50 metadata, missing columns {sorted(missing)}")
+    if esc10:
+        rows = rows[rows["esc10"].astype(str).str.lower() == "true"]
+    rows = rows.sort_values(["fold", "filename"]).rename(columns={"category": "label"})
+    # Class order follows the official target index, so ESC-50 targets match the metadata.
+    names = rows.drop_duplicates("target").sort_values("target")["label"].tolist()
+    return resolve_rows(rows, root / "audio", names)
+
+
+def _how_to_point(root: Path, why: str) -> str:
+    return (f"ESC-50 not found at {root.resolve()} ({why}). Point esclab at a local copy with "
+            f"--data PATH or the ESCLAB_DATA environment variable; the folder must hold meta/esc50.csv "
+            f"and audio/. The official archive is {ARCHIVE_URL}.")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_esc50(root: Path, url: str = ARCHIVE_URL, metadata_sha256: str = METADATA_SHA256) -> Path:
+    """Download and unpack the official archive into ``root``, then verify it.
+
+    Raises:
+        DatasetNotFoundError: offline, or the download does not hold the official dataset.
+    """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
+        archive = Path(tmp) / "esc50.zip"
+        try:
+            _fetch(url, archive)
+        except OSError as err:
+            raise DatasetNotFoundError(_how_to_point(root, f"download failed: {err}")) from err
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        top = next(p for p in Path(tmp).iterdir() if p.is_dir() and (p / "meta" / "esc50.csv").is_file())
+        verify_esc50(top, metadata_sha256)
+        if root.exists():
+            shutil.rmtree(root)
+        shutil.move(str(top), str(root))
+    return root
+
+
+def verify_esc50(folder: Path, metadata_sha256: str = METADATA_SHA256) -> None:
+    """Check the metadata's checksum and that every clip is present."""
+    actual = sha256_of(folder / "meta" / "esc50.csv")
+    if actual != metadata_sha256:
+        raise DatasetNotFoundError(f"{folder}: meta/esc50.csv has sha256 {actual}, expected {metadata_sha256}; "
+                                   f"the download is not the official ESC-50")
+    count = sum(1 for _ in (folder / "audio").iterdir())
+    if count != NUM_CLIPS:
+        raise DatasetNotFoundError(f"{folder}: {count} audio files, expected {NUM_CLIPS}")
+
+
+def _fetch(url: str, dest: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc="ESC-50") as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                out.write(chunk)
+                bar.update(len(chunk))

@@ -1,0 +1,56 @@
+"""Any folder of audio plus a CSV: ``path,label`` and optionally ``fold`` or ``group``.
+
+``path`` is relative to the CSV's folder (or absolute). Without ``fold``, folds are made
+by stratified splitting; with ``group`` (e.g. a recording id), clips of one group stay in
+one fold so that near-duplicates never straddle train and test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from esclab.data.table import ClipTable, resolve_rows
+
+
+def load_folder(csv: str | Path, root: str | Path | None = None, num_folds: int = 5, seed: int = 0) -> ClipTable:
+    """Read a ``path,label[,fold][,group]`` CSV into a :class:`ClipTable`.
+
+    Args:
+        csv: the CSV file.
+        root: folder the paths are relative to (default: the CSV's folder).
+        num_folds: folds to create when the CSV has no ``fold`` column.
+        seed: shuffling seed for created folds.
+    """
+    csv = Path(csv)
+    if not csv.is_file():
+        raise FileNotFoundError(f"CSV not found: {csv}")
+    rows = pd.read_csv(csv)
+    missing = {"path", "label"} - set(rows.columns)
+    if missing:
+        raise ValueError(f"{csv}: needs columns path,label (optional fold, group); missing {sorted(missing)}")
+    rows = rows.rename(columns={"path": "filename"})
+    if "fold" not in rows.columns:
+        rows["fold"] = make_folds(rows["label"].astype(str).to_numpy(),
+                                  rows["group"].to_numpy() if "group" in rows.columns else None, num_folds, seed)
+    names = sorted(rows["label"].astype(str).unique())
+    return resolve_rows(rows, Path(root) if root else csv.parent, names)
+
+
+def make_folds(labels: np.ndarray, groups: np.ndarray | None, num_folds: int, seed: int) -> np.ndarray:
+    """Stratified (and grouped, when ``groups`` is given) fold numbers 1..num_folds."""
+    smallest = pd.Series(labels).value_counts().min()
+    k = max(2, min(num_folds, int(smallest)))
+    folds = np.zeros(len(labels), dtype=int)
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(labels, labels)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(labels, labels, groups)
+    for fold, (_, test) in enumerate(splits, start=1):
+        folds[test] = fold
+    return folds

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, figures, and the run report."""

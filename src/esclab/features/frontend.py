@@ -1,0 +1,72 @@
+"""``nn.Module`` wrappers around :mod:`esclab.features.functional`: they validate and hold buffers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from esclab.config import AudioConfig, FeatureConfig
+from esclab.features import functional as LF
+
+
+class LogMel(nn.Module):
+    """Waveform ``(batch, samples)`` -> log-mel ``(batch, 1, n_mels, frames)`` in dB.
+
+    The Hann window and the mel filterbank are buffers, so the module moves with the
+    model to any device and is exported with it.
+    """
+
+    def __init__(self, sample_rate: int = 22050, n_mels: int = 128, n_fft: int = 2048, hop_length: int = 512,
+                 win_length: int | None = None, fmin: float = 0.0, fmax: float | None = None,
+                 top_db: float | None = 80.0, frames: int | None = None):
+        super().__init__()
+        win_length = win_length or n_fft
+        if not 0 < hop_length <= n_fft or win_length > n_fft:
+            raise ValueError(f"need 0 < hop_length <= n_fft and win_length <= n_fft, got hop={hop_length}, "
+                             f"win={win_length}, n_fft={n_fft}")
+        self.n_fft, self.hop_length, self.top_db, self.frames = n_fft, hop_length, top_db, frames
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        self.register_buffer("filterbank", LF.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
+                             persistent=False)
+
+    @classmethod
+    def from_config(cls, audio: AudioConfig, features: FeatureConfig) -> LogMel:
+        return cls(sample_rate=audio.sample_rate, n_mels=features.n_mels, n_fft=features.n_fft,
+                   hop_length=features.hop_length, win_length=features.win_length, fmin=features.fmin,
+                   fmax=features.fmax, top_db=features.top_db, frames=features.frames)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.ndim == 1:
+            wave = wave.unsqueeze(0)
+        if wave.ndim != 2:
+            raise ValueError(f"expected (batch, samples), got shape {tuple(wave.shape)}")
+        return LF.log_mel_spectrogram(wave.float(), self.window, self.filterbank, self.n_fft, self.hop_length,
+                                      self.top_db, self.frames)
+
+
+class Standardize(nn.Module):
+    """Per-mel-band standardisation ``(x - mean) / std`` with statistics from the training folds.
+
+    ``mean`` and ``std`` are ``(n_mels,)`` buffers saved with the model; with ``None`` it is the identity.
+    """
+
+    def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
+        super().__init__()
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        self.enabled = mean is not None
+        if self.enabled:
+            self.register_buffer("mean", mean.float().reshape(1, 1, -1, 1))
+            self.register_buffer("std", std.float().clamp_min(1e-5).reshape(1, 1, -1, 1))
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return spec
+        return (spec - self.mean) / self.std
+
+
+def band_statistics(specs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std per mel band over ``(N, 1, M, T)`` (or ``(N, M, T)``) spectrograms -> two ``(M,)``."""
+    bands = specs.reshape(specs.shape[0], -1, specs.shape[-1]) if specs.ndim == 4 else specs
+    bands = bands.transpose(0, 1).reshape(bands.shape[1], -1).double()
+    return bands.mean(dim=1).float(), bands.std(dim=1).float()

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, checkpoint bundles and the cross-validation runner."""

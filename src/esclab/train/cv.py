@@ -1,0 +1,239 @@
+"""Cross-validation on the dataset's folds: ``run_cv(config, out_dir) -> CVResult``.
+
+Each fold trains on the other folds (minus a validation split) and tests on itself. A fold
+whose ``metrics.json`` exists is done; an unfinished fold resumes from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from esclab.config import ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
+from esclab.data import ClipTable, load_dataset
+from esclab.data.datamodule import FoldDataModule
+from esclab.evaluate import metrics as M
+from esclab.evaluate.plots import confusion_figure, save
+from esclab.features.bank import load_bank
+from esclab.features.cache import FeatureCache
+from esclab.train.bundle import save_bundle
+from esclab.train.callbacks import EpochTimer
+from esclab.train.module import ClassifierModule, count_parameters
+
+log = logging.getLogger(__name__)
+
+
+class RunConflictError(ValueError):
+    """The output folder holds a run with a different configuration."""
+
+
+@dataclass
+class CVResult:
+    """What a cross-validation run measured (also written to ``out_dir/summary.json``)."""
+
+    out_dir: Path
+    fold_metrics: dict[int, dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy_mean(self) -> float:
+        return self.summary["accuracy_mean"]
+
+
+@dataclass
+class PreparedData:
+    table: ClipTable
+    specs: np.ndarray
+    bank: np.ndarray | None
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.output_dir) / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> PreparedData:
+    """Load the clip table and its cached log-mels; unreadable clips move to ``table.skipped``."""
+    table = load_dataset(cfg.data, seed=cfg.train.seed)
+    missing = sorted(set(cfg.data.folds) - set(table.folds()))
+    if missing:
+        raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
+                          f"choose with --folds")
+    cache = FeatureCache(cfg.audio, cfg.features)
+    specs, bad = cache.load(table.clips["path"].tolist(), table.clips["clip_id"].tolist(), progress=progress)
+    table = table.without(bad)
+    bank = load_bank(cfg, table, progress=progress)
+    return PreparedData(table, specs, bank)
+
+
+def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> CVResult:
+    """Cross-validate ``cfg`` over ``cfg.data.folds``; resumable.
+
+    Args:
+        cfg: the resolved experiment.
+        out_dir: run folder (default ``runs/NAME-TIME``); an existing one resumes.
+        progress: show progress bars.
+    """
+    out = Path(out_dir) if out_dir else default_run_dir(cfg)
+    _claim_run_dir(out, cfg)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    start = time.perf_counter()
+    data = prepare_data(cfg, progress=progress)
+    _write_skipped(out, data.table.skipped)
+    results = {}
+    for fold in cfg.data.folds:
+        metrics_file = out / f"fold_{fold}" / "metrics.json"
+        if metrics_file.is_file():
+            log.info("fold %d already done: %s", fold, metrics_file)
+            results[fold] = json.loads(metrics_file.read_text())
+            continue
+        results[fold] = train_fold(cfg, data, fold, out / f"fold_{fold}", progress=progress)
+    summary = summarize(out, cfg, data.table, results, time.perf_counter() - start)
+    return CVResult(out, results, summary)
+
+
+def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
+    """Create the run folder, or check that an existing one ran the same experiment."""
+    saved = out / "config.yaml"
+    if saved.is_file():
+        previous = to_dict(load_config_file(saved))
+        current = to_dict(cfg)
+        for d in (previous, current):  # which folds run and how it prints may change on resume
+            d["data"].pop("folds")
+            d["train"].pop("progress_bar")
+        if previous != current:
+            diff = sorted(f"{g}.{k}" for g in current if isinstance(current[g], dict)
+                          for k in current[g] if previous.get(g, {}).get(k) != current[g][k])
+            raise RunConflictError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); "
+                                   f"use another --out or the same config")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, saved)
+
+
+def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
+    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped_files.csv", index=False)
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+
+
+def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callback], has_val: bool) -> L.Trainer:
+    """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``."""
+    t = cfg.train
+    monitor = t.monitor if has_val else "train_loss"
+    mode = "max" if monitor == "val_acc" else "min"
+    ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                           save_last=True, save_top_k=1)
+    stop = EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience)
+    return L.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
+        callbacks=[ckpt, stop, LearningRateMonitor(logging_interval="epoch"), *callbacks],
+        logger=CSVLogger(fold_dir, name="logs", version=""), enable_progress_bar=t.progress_bar,
+        enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
+        num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
+    )
+
+
+def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path,
+               progress: bool = True) -> dict[str, Any]:
+    """Train on every fold but ``fold``, test on ``fold``; write metrics, predictions and the bundle."""
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    clips = data.table.clips
+    dm = FoldDataModule(data.specs, clips["target"].to_numpy(), clips["fold"].to_numpy(), fold,
+                        batch_size=cfg.train.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
+                        standardize=cfg.features.standardize, bank=data.bank, num_workers=cfg.data.num_workers,
+                        progressive=cfg.train.progressive)
+    mean, std = dm.norm_stats if dm.norm_stats is not None else (None, None)
+    module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
+                              train=to_dict(cfg)["train"], augment=to_dict(cfg)["augment"],
+                              norm_mean=mean, norm_std=std)
+    timer = EpochTimer()
+    trainer = build_trainer(cfg, fold_dir, [timer], has_val=len(dm.val_idx) > 0)
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    fit_start = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+    fit_time = time.perf_counter() - fit_start
+    best_path = trainer.checkpoint_callback.best_model_path or str(last)
+    # Our own checkpoint, written by this fit: it holds Lightning's loop state, not only tensors.
+    best = torch.load(best_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(best["state_dict"])
+    module.eval()
+    probs = predict(module, dm)
+    test = clips.iloc[dm.test_idx].reset_index(drop=True)
+    preds = write_predictions(fold_dir / "predictions.csv", test, probs, data.table.class_names)
+    result = {
+        "fold": fold,
+        **M.fold_metrics(preds["target"].to_numpy(), preds["pred"].to_numpy(), len(data.table.class_names)),
+        "epochs": int(trainer.current_epoch),
+        "best_epoch": int(best["epoch"]),
+        "epoch_time_s": float(np.mean(timer.times)) if timer.times else None,
+        "fit_time_s": round(fit_time, 1),
+        "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)),
+        "parameters": count_parameters(module.model),
+        "model": cfg.model.name,
+    }
+    save_bundle(fold_dir / "model.ckpt", module.model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
+                cfg.audio, cfg.features, module.standardize, metrics=result)
+    (fold_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def predict(module: ClassifierModule, dm: FoldDataModule) -> np.ndarray:
+    """Class probabilities ``(N_test, C)`` in test-fold order."""
+    out = []
+    with torch.no_grad():
+        for spec, _ in dm.test_dataloader():
+            out.append(torch.softmax(module(spec).float(), dim=1))
+    return torch.cat(out).numpy()
+
+
+def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+    pred = probs.argmax(axis=1)
+    frame = test[["path", "clip_id", "fold", "target", "label"]].copy()
+    frame["pred"] = pred
+    frame["pred_label"] = [class_names[i] for i in pred]
+    frame["confidence"] = probs.max(axis=1)
+    prob_cols = pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])])
+    frame = pd.concat([frame, prob_cols], axis=1)
+    frame.to_csv(path, index=False, float_format="%.6g")
+    return frame
+
+
+def summarize(out: Path, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],
+              wall_time: float) -> dict[str, Any]:
+    """Pool the folds' predictions: summary.json, confusion matrix (CSV, PNG), per-class report."""
+    names = table.class_names
+    preds = pd.concat([pd.read_csv(out / f"fold_{k}" / "predictions.csv") for k in sorted(results)])
+    matrix = M.confusion(preds["target"].to_numpy(), preds["pred"].to_numpy(), len(names))
+    pd.DataFrame(matrix, index=names, columns=names).to_csv(out / "confusion_matrix.csv")
+    save(confusion_figure(matrix, names, title=f"{cfg.name}: pooled over folds {sorted(results)}"),
+         out / "confusion_matrix.png")
+    M.per_class_report(preds["target"].to_numpy(), preds["pred"].to_numpy(), names).to_csv(
+        out / "per_class_report.csv", index=False, float_format="%.4f")
+    acc_mean, acc_std = M.mean_std([r["accuracy"] for r in results.values()])
+    f1_mean, f1_std = M.mean_std([r["macro_f1"] for r in results.values()])
+    epoch_times = [r["epoch_time_s"] for r in results.values() if r.get("epoch_time_s")]
+    summary = {
+        "name": cfg.name, "model": cfg.model.name, "folds": {str(k): results[k] for k in sorted(results)},
+        "accuracy_mean": acc_mean, "accuracy_std": acc_std, "macro_f1_mean": f1_mean, "macro_f1_std": f1_std,
+        "pooled_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "epoch_time_s_mean": float(np.mean(epoch_times)) if epoch_times else None,
+        "wall_time_s_this_session": round(wall_time, 1),
+        "fit_time_s_total": round(sum(r.get("fit_time_s", 0) for r in results.values()), 1),
+        "n_clips": len(table), "skipped": len(table.skipped), "class_names": names,
+        "top_confusions": M.top_confusions(matrix, names).to_dict(orient="records"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

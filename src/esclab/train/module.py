@@ -1,0 +1,129 @@
+"""The LightningModule: front end (standardise, SpecAugment, mixup) + a registered model + the loss.
+
+Lightning owns the loop, precision, devices and checkpoints; this module owns the science.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from esclab.augment import build_mixup, build_spec_augment
+from esclab.config import AugmentConfig, TrainConfig
+from esclab.features.frontend import Standardize
+from esclab.models import create_model
+
+
+class ClassifierModule(L.LightningModule):
+    """Spectrogram classifier.
+
+    Args:
+        model_name: a registered model name.
+        num_classes: classes of the head.
+        model_kwargs: family options passed to ``create_model``.
+        pretrained: weight spec for ``create_model`` (local path or hub name).
+        train: optimiser, schedule, loss and speed settings (a ``TrainConfig`` as a dict).
+        augment: augmentation settings (an ``AugmentConfig`` as a dict).
+        norm_mean: ``(n_mels,)`` per-band mean of the training split, or ``None``.
+        norm_std: ``(n_mels,)`` per-band std, or ``None``.
+    """
+
+    def __init__(self, model_name: str, num_classes: int, model_kwargs: dict[str, Any] | None = None,
+                 pretrained: str | None = None, train: dict[str, Any] | None = None,
+                 augment: dict[str, Any] | None = None, norm_mean: torch.Tensor | None = None,
+                 norm_std: torch.Tensor | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["norm_mean", "norm_std"])
+        self.train_cfg = TrainConfig(**(train or {}))
+        self.augment_cfg = AugmentConfig(**(augment or {}))
+        self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
+        self.standardize = Standardize(norm_mean, norm_std)
+        self.spec_augment = build_spec_augment(self.augment_cfg)
+        self.mixup = build_mixup(self.augment_cfg)
+        self.num_classes = num_classes
+        self.epoch_times: list[float] = []
+        if self.train_cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _prepare(self, spec: torch.Tensor) -> torch.Tensor:
+        spec = self.standardize(spec)
+        return spec.contiguous(memory_format=torch.channels_last) if self.train_cfg.channels_last else spec
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, M, T)`` log-mel (unstandardised, as cached) -> logits ``(B, num_classes)``."""
+        return self.model(self._prepare(spec))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        spec, target = batch
+        spec = self.spec_augment(self.standardize(spec))
+        soft = F.one_hot(target, self.num_classes).float()
+        if self.mixup is not None:
+            spec, soft = self.mixup(spec, soft)
+        if self.train_cfg.channels_last:
+            spec = spec.contiguous(memory_format=torch.channels_last)
+        logits = self.model(spec)
+        loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
+        reg = self.model.regularization_loss()
+        acc = (logits.argmax(dim=1) == target).float().mean()
+        self.log_dict({"train_loss": loss, "train_acc": acc}, on_step=False, on_epoch=True, prog_bar=True,
+                      batch_size=len(target))
+        return loss + reg
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        spec, target = batch
+        logits = self(spec).float()
+        loss = F.cross_entropy(logits, target)
+        acc = (logits.argmax(dim=1) == target).float().mean()
+        self.log_dict({f"{stage}_loss": loss, f"{stage}_acc": acc}, on_step=False, on_epoch=True, prog_bar=True,
+                      batch_size=len(target), sync_dist=True)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return torch.softmax(self(batch[0]).float(), dim=1)
+
+    def configure_optimizers(self) -> Any:
+        t = self.train_cfg
+        groups = self.model.parameter_groups(t.lr)
+        if t.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+        elif t.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+        scheduler = build_scheduler(optimizer, t, self.trainer.estimated_stepping_batches, self.trainer.max_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, t: TrainConfig, total_steps: int | float,
+                    max_epochs: int) -> dict[str, Any] | None:
+    """The Lightning scheduler dict for ``t.lr_schedule`` (``None`` for a constant LR)."""
+    if t.lr_schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if t.monitor == "val_loss" else "max",
+                                                           factor=t.plateau_factor, patience=t.plateau_patience,
+                                                           min_lr=t.min_lr)
+        return {"scheduler": sched, "monitor": t.monitor, "interval": "epoch"}
+    if t.lr_schedule == "onecycle":
+        max_lrs = [g["lr"] for g in optimizer.param_groups]
+        sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=int(total_steps))
+        return {"scheduler": sched, "interval": "step"}
+    if t.lr_schedule == "cosine":
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs - t.warmup_epochs),
+                                                            eta_min=t.min_lr)
+        if t.warmup_epochs:
+            warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=t.warmup_epochs)
+            cosine = torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, cosine], milestones=[t.warmup_epochs])
+        return {"scheduler": cosine, "interval": "epoch"}
+    return None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

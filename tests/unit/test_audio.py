@@ -1,0 +1,98 @@
+"""load_audio: formats, channels, rates, lengths, and bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from esclab.audio import AudioDecodeError, load_audio, pad_or_trim
+from tests.conftest import tone
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS")])
+def test_formats_decode_to_mono_float(tmp_path, fmt, subtype):
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, tone(440, 1.0, 22050), 22050, format=fmt, subtype=subtype)
+    wave = load_audio(path, 22050)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(len(wave) - 22050) <= 1
+    assert 0.4 < np.abs(wave).max() < 0.6
+
+
+def test_mp3_decodes(tmp_path):
+    path = tmp_path / "x.mp3"
+    try:
+        sf.write(path, tone(440, 1.0, 22050), 22050, format="MP3")
+    except (sf.LibsndfileError, ValueError, TypeError):
+        pytest.skip("this libsndfile cannot write mp3, so no fixture")
+    assert len(load_audio(path, 22050, duration=1.0)) == 22050
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    left, right = tone(440, 0.5, 8000), -tone(440, 0.5, 8000)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right * 0 + left * 0.5], axis=1), 8000, subtype="FLOAT")
+    wave = load_audio(path, 8000)
+    np.testing.assert_allclose(wave, 0.75 * left, atol=1e-6)
+
+
+def test_48k_is_resampled_and_keeps_pitch(tmp_path):
+    path = tmp_path / "hi.wav"
+    sf.write(path, tone(1000, 1.0, 48000), 48000)
+    wave = load_audio(path, 22050)
+    assert abs(len(wave) - 22050) <= 1
+    spectrum = np.abs(np.fft.rfft(wave))
+    peak_hz = np.argmax(spectrum) * 22050 / len(wave)
+    assert abs(peak_hz - 1000) < 2
+
+
+@pytest.mark.parametrize("seconds", [0.3, 7.0])
+def test_short_and_long_become_exact_length(tmp_path, seconds):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(300, seconds, 22050), 22050)
+    wave = load_audio(path, 22050, duration=5.0)
+    assert len(wave) == 110250
+    if seconds < 5:
+        assert np.all(wave[int(seconds * 22050) + 1:] == 0)
+
+
+def test_pad_or_trim():
+    x = np.arange(5, dtype=np.float32)
+    assert pad_or_trim(x, 3).tolist() == [0, 1, 2]
+    assert pad_or_trim(x, 7).tolist() == [0, 1, 2, 3, 4, 0, 0]
+
+
+@pytest.mark.parametrize("content,why", [
+    (b"", "cannot decode"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio at all", "cannot decode"),
+    (b"this is a text file, not audio\n" * 20, "cannot decode"),
+])
+def test_corrupt_files_raise_named_error(tmp_path, content, why):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioDecodeError, match=f"bad.wav.*{why}"):
+        load_audio(path)
+
+
+def test_zero_length_and_nan_and_missing(tmp_path):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 8000)
+    with pytest.raises(AudioDecodeError, match="no samples"):
+        load_audio(empty)
+    nan = tmp_path / "nan.wav"
+    data = tone(440, 0.1, 8000)
+    data[10] = np.nan
+    sf.write(nan, data, 8000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match="NaN"):
+        load_audio(nan)
+    with pytest.raises(AudioDecodeError, match="no such file"):
+        load_audio(tmp_path / "absent.wav")
+
+
+def test_truncated_ogg_of_real_clip_is_an_error_not_a_crash(tmp_path, esc50_mini):
+    src = next((esc50_mini / "audio").glob("*.ogg")).read_bytes()
+    bad = tmp_path / "cut.ogg"
+    bad.write_bytes(src[:200])
+    with pytest.raises(AudioDecodeError):
+        load_audio(bad)

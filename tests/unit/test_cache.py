@@ -1,0 +1,82 @@
+"""Feature cache: hit, miss, config change, corrupt entry, unreadable clip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from esclab.config import AudioConfig, FeatureConfig
+from esclab.features.cache import FeatureCache, cache_key
+
+
+@pytest.fixture
+def clips(esc50_mini):
+    paths = sorted(str(p) for p in (esc50_mini / "audio").glob("*.ogg"))[:3]
+    return paths, [p.rsplit("/", 1)[1][:-4] for p in paths]
+
+
+def make(tmp_path, **feature_kw):
+    return FeatureCache(AudioConfig(), FeatureConfig(cache_dir=str(tmp_path), **feature_kw))
+
+
+def test_second_load_reads_the_cache_without_recomputing(tmp_path, clips, monkeypatch):
+    first = make(tmp_path)
+    specs, bad = first.load(*clips, progress=False)
+    assert specs.shape == (3, 128, 215) and not bad and first.computed == 3
+    second = make(tmp_path)
+    monkeypatch.setattr(second, "compute", lambda *a, **k: pytest.fail("recomputed a cached clip"))
+    again, _ = second.load(*clips, progress=False)
+    assert second.computed == 0
+    np.testing.assert_array_equal(specs, again)
+
+
+def test_changed_config_does_not_reuse_stale_entries(tmp_path, clips):
+    make(tmp_path).load(*clips, progress=False)
+    other = make(tmp_path, n_mels=64)
+    specs, _ = other.load(*clips, progress=False)
+    assert other.computed == 3 and specs.shape == (3, 64, 215)
+    assert cache_key(AudioConfig(), FeatureConfig()) != cache_key(AudioConfig(sample_rate=16000), FeatureConfig())
+    # settings applied after the cache do not split it
+    assert cache_key(AudioConfig(), FeatureConfig()) == cache_key(
+        AudioConfig(), dataclasses.replace(FeatureConfig(), standardize=True, cache_dir="/elsewhere"))
+
+
+@pytest.mark.parametrize("damage", [b"", b"not an npy file", "wrong_shape"])
+def test_corrupt_entry_is_rebuilt_not_trusted(tmp_path, clips, damage):
+    cache = make(tmp_path)
+    good, _ = cache.load(*clips, progress=False)
+    entry = cache.entry(clips[0][0], clips[1][0])
+    if damage == "wrong_shape":
+        np.save(entry, np.zeros((5, 5), np.float32))
+    else:
+        entry.write_bytes(damage)
+    fresh = make(tmp_path)
+    rebuilt, _ = fresh.load(*clips, progress=False)
+    assert fresh.computed == 1
+    np.testing.assert_array_equal(rebuilt, good)
+    assert np.load(entry).shape == (128, 215)
+
+
+def test_unreadable_clip_is_skipped_and_named(tmp_path, clips, caplog):
+    bad = tmp_path / "broken.ogg"
+    bad.write_bytes(b"OggS" + b"\x00" * 100)
+    paths, ids = clips
+    specs, skipped = make(tmp_path / "c").load([*paths, str(bad)], [*ids, "broken"], progress=False)
+    assert specs.shape[0] == 3
+    assert list(skipped) == [str(bad)] and "broken.ogg" in skipped[str(bad)]
+    assert "broken.ogg" in caplog.text
+
+
+def test_changed_file_is_recomputed(tmp_path, clips):
+    import shutil
+
+    src = tmp_path / "clip.ogg"
+    shutil.copy(clips[0][0], src)
+    cache = make(tmp_path / "c")
+    cache.load([str(src)], ["clip"], progress=False)
+    shutil.copy(clips[0][1], src)  # new content, same name
+    again = make(tmp_path / "c")
+    again.load([str(src)], ["clip"], progress=False)
+    assert again.computed == 1

@@ -1,0 +1,78 @@
+"""Every config file builds; bad values and files fail with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esclab.config import ConfigError, ExperimentConfig, from_dict, load_config, save_config, to_dict
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+EXPERIMENTS = sorted((CONFIGS / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_builds_and_names_a_registered_model(path):
+    from esclab.models import is_model
+
+    cfg = load_config(path)
+    assert isinstance(cfg, ExperimentConfig)
+    assert is_model(cfg.model.name), cfg.model.name
+
+
+@pytest.mark.parametrize("group", ["features", "augment", "model", "train"])
+def test_every_group_file_builds(group, tmp_path):
+    files = sorted((CONFIGS / group).glob("*.yaml"))
+    assert files, f"no configs/{group}/*.yaml"
+    for f in files:
+        exp = tmp_path / "experiment" / "x.yaml"
+        exp.parent.mkdir(exist_ok=True)
+        exp.write_text(f"name: x\ndefaults:\n  {group}: {f.stem}\n")
+        load_config(exp, configs_root=CONFIGS)
+
+
+def test_experiment_states_only_what_differs_and_overrides_win():
+    cfg = load_config(CONFIGS / "experiment" / "paper_cnn.yaml", ["train.max_epochs=3", "data.folds=[1,2]"])
+    assert cfg.train.max_epochs == 3 and cfg.data.folds == [1, 2]
+    assert cfg.features.n_mels == 128 and cfg.model.name == "paper_cnn"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.batch_size=0", "train.batch_size must be >= 1"),
+    ("train.lr=-1", "train.lr must be > 0"),
+    ("train.precision=fp8", "train.precision must be one of"),
+    ("features.hop_length=4096", "features.hop_length must be in"),
+    ("features.fmax=20000", "features.fmax must be in"),
+    ("data.val_fraction=0.7", "data.val_fraction must be in"),
+    ("data.folds=[]", "data.folds must be a non-empty list"),
+    ("data.dataset=folder", "data.csv is required"),
+    ("train.max_epochs=many", "invalid configuration"),
+    ("train.no_such_key=1", "no_such_key"),
+    ("train.progressive=[{fraction: 2, epochs: 1}]", "train.progressive must be"),
+])
+def test_bad_values_raise_clear_errors(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(CONFIGS / "experiment" / "paper_cnn.yaml", [override])
+
+
+def test_bad_files_raise_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "experiment" / "bad.yaml"
+    bad.parent.mkdir()
+    bad.write_text("defaults:\n  model: no_such_model\n")
+    with pytest.raises(ConfigError, match="no_such_model"):
+        load_config(bad, configs_root=CONFIGS)
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        load_config(bad)
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(CONFIGS / "experiment" / "paper_cnn.yaml", ["train.seed=7"])
+    save_config(cfg, tmp_path / "c.yaml")
+    from esclab.config import load_config_file
+
+    assert to_dict(load_config_file(tmp_path / "c.yaml")) == to_dict(cfg)
+    assert to_dict(from_dict(to_dict(cfg))) == to_dict(cfg)
