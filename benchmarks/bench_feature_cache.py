@@ -9,7 +9,6 @@ import argparse
 import json
 import shutil
 import time
-from pathlib import Path
 
 import torch
 

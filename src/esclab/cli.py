@@ -72,7 +72,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from esclab.train.cv import prepare_data
 
     cfg = load_experiment(args)
-    data = prepare_data(cfg)
+    data = prepare_data(cfg, check_folds=False)
     print(f"{len(data.table)} clips cached ({data.specs.shape[1]} mels x {data.specs.shape[2]} frames) in "
           f"{cfg.features.cache_dir}; {len(data.table.skipped)} skipped")
     for path, reason in data.table.skipped:

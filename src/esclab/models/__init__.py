@@ -1,6 +1,13 @@
 """Model zoo. Importing this package registers every model family."""
 
-from esclab.models import cnn  # noqa: F401  (registers paper_cnn*)
+from esclab.models import (  # noqa: F401  (each module registers its variants)
+    ast,
+    attention_cnn,
+    cnn,
+    conformer,
+    timm_backbones,
+    vggish,
+)
 from esclab.models._base import EscModel
 from esclab.models._registry import create_model, is_model, list_models, register_model
 

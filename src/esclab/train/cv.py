@@ -63,11 +63,14 @@ def default_run_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir) / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> PreparedData:
-    """Load the clip table and its cached log-mels; unreadable clips move to ``table.skipped``."""
+def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool = True) -> PreparedData:
+    """Load the clip table and its cached log-mels; unreadable clips move to ``table.skipped``.
+
+    With ``check_folds``, every fold in ``cfg.data.folds`` must exist in the dataset.
+    """
     table = load_dataset(cfg.data, seed=cfg.train.seed)
     missing = sorted(set(cfg.data.folds) - set(table.folds()))
-    if missing:
+    if check_folds and missing:
         raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
                           f"choose with --folds")
     cache = FeatureCache(cfg.audio, cfg.features)
@@ -132,7 +135,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callb
     """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``."""
     t = cfg.train
     monitor = t.monitor if has_val else "train_loss"
-    mode = "max" if monitor == "val_acc" else "min"
+    mode = "max" if monitor.endswith("acc") else "min"
     ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
                            save_last=True, save_top_k=1)
     stop = EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience)
@@ -143,6 +146,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callb
         logger=CSVLogger(fold_dir, name="logs", version=""), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
+        limit_val_batches=1.0 if has_val else 0,
     )
 
 
@@ -156,11 +160,13 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
                         standardize=cfg.features.standardize, bank=data.bank, num_workers=cfg.data.num_workers,
                         progressive=cfg.train.progressive)
     mean, std = dm.norm_stats if dm.norm_stats is not None else (None, None)
+    has_val = len(dm.val_idx) > 0
+    train = {**to_dict(cfg)["train"], "monitor": cfg.train.monitor if has_val else "train_loss"}
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
-                              train=to_dict(cfg)["train"], augment=to_dict(cfg)["augment"],
+                              train=train, augment=to_dict(cfg)["augment"],
                               norm_mean=mean, norm_std=std)
     timer = EpochTimer()
-    trainer = build_trainer(cfg, fold_dir, [timer], has_val=len(dm.val_idx) > 0)
+    trainer = build_trainer(cfg, fold_dir, [timer], has_val=has_val)
     last = fold_dir / "checkpoints" / "last.ckpt"
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)

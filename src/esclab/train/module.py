@@ -107,7 +107,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, t: TrainConfig, total_step
                     max_epochs: int) -> dict[str, Any] | None:
     """The Lightning scheduler dict for ``t.lr_schedule`` (``None`` for a constant LR)."""
     if t.lr_schedule == "plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if t.monitor == "val_loss" else "max",
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max" if t.monitor.endswith("acc") else "min",
                                                            factor=t.plateau_factor, patience=t.plateau_patience,
                                                            min_lr=t.min_lr)
         return {"scheduler": sched, "monitor": t.monitor, "interval": "epoch"}

@@ -1,0 +1,59 @@
+"""Time training steps of a registered model on random log-mels: fp32, channels-last, bf16 autocast.
+
+Usage: python benchmarks/bench_step.py --model paper_cnn --threads 2 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from esclab.models import create_model
+
+
+def time_steps(model_name: str, channels_last: bool, bf16: bool, steps: int, batch: int, shape: tuple[int, int],
+               kwargs: dict) -> float:
+    torch.manual_seed(0)
+    model = create_model(model_name, num_classes=50, **kwargs).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.randn(batch, 1, *shape)
+    y = torch.randint(0, 50, (batch,))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x).float(), y) + model.regularization_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:  # warm-up steps excluded
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="paper_cnn")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--kwargs", default="{}", help="JSON model kwargs")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    result = {"model": args.model, "threads": args.threads, "batch": args.batch}
+    for name, cl, bf16 in [("fp32", False, False), ("channels_last", True, False), ("channels_last_bf16", True, True)]:
+        result[f"{name}_s_per_step"] = round(time_steps(args.model, cl, bf16, args.steps, args.batch, (128, 215),
+                                                        json.loads(args.kwargs)), 3)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

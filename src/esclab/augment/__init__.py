@@ -1,0 +1,46 @@
+"""Augmentation: waveform transforms (CPU, in the dataset), spectrogram transforms and mixup (front end).
+
+See :mod:`esclab.augment.build` for the YAML names and the order transforms run in.
+"""
+
+from esclab.augment.base import Compose, Transform
+from esclab.augment.build import (
+    EXPENSIVE_WAVEFORM,
+    SPECTROGRAM_TRANSFORMS,
+    WAVEFORM_TRANSFORMS,
+    build_mixup,
+    build_spec_augment,
+    build_waveform_augment,
+)
+from esclab.augment.mix import Mixup, mixup
+from esclab.augment.spectrogram import (
+    FrequencyMasking,
+    RandomAffine,
+    SpecAugment,
+    SpectrogramTransform,
+    TimeMasking,
+)
+from esclab.augment.waveform import AddWhiteNoise, Gain, PitchShift, TimeShift, TimeStretch
+
+__all__ = [
+    "EXPENSIVE_WAVEFORM",
+    "SPECTROGRAM_TRANSFORMS",
+    "WAVEFORM_TRANSFORMS",
+    "AddWhiteNoise",
+    "Compose",
+    "FrequencyMasking",
+    "Gain",
+    "Mixup",
+    "PitchShift",
+    "RandomAffine",
+    "SpecAugment",
+    "SpectrogramTransform",
+    "TimeMasking",
+    "TimeShift",
+    "TimeStretch",
+    "Transform",
+    "build_mixup",
+    "build_spec_augment",
+    "build_waveform_augment",
+    "mixup",
+]
