@@ -61,6 +61,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
     result = run_cv(load_experiment(args), args.out)
     s = result.summary
+    if not s:  # a non-zero DDP rank: rank 0 reports
+        return 0
     print(f"{s['name']}: accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
           f"over folds {list(s['folds'])}, macro-F1 {100 * s['macro_f1_mean']:.1f} %, skipped {s['skipped']} "
           f"clip(s); results in {result.out_dir}")

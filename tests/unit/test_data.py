@@ -120,3 +120,26 @@ def test_progressive_fractions_are_nested_and_stratified():
 def test_no_validation_when_fraction_is_zero():
     train, val = split_validation(np.arange(10), np.zeros(10, int), 0.0, 0)
     assert len(val) == 0 and len(train) == 10
+
+
+def test_progressive_loader_grows_with_the_epoch():
+    from types import SimpleNamespace
+
+    targets = np.repeat(np.arange(4), 20)
+    dm = FoldDataModule(np.zeros((80, 2, 8)), targets, np.tile([1, 2], 40), test_fold=2, val_fraction=0,
+                        progressive=[{"fraction": 0.25, "epochs": 2}, {"fraction": 0.5, "epochs": 1}])
+    sizes = []
+    for epoch in range(4):
+        dm.trainer = SimpleNamespace(current_epoch=epoch)
+        sizes.append(len(dm.train_dataloader().dataset))
+    assert sizes == [8, 8, 20, 40]
+
+
+def test_progressive_run_trains_end_to_end(tiny_overrides, tmp_path):
+    from esclab.config import load_config
+    from esclab.train.cv import run_cv
+
+    cfg = load_config("configs/experiment/paper_cnn.yaml", [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3",
+                                                            "train.progressive=[{fraction: 0.5, epochs: 1}]"])
+    result = run_cv(cfg, tmp_path / "run", progress=False)
+    assert result.fold_metrics[1]["epochs"] == 3

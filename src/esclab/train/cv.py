@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from esclab.config import ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
 from esclab.data import ClipTable, load_dataset
@@ -103,8 +104,15 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
             results[fold] = json.loads(metrics_file.read_text())
             continue
         results[fold] = train_fold(cfg, data, fold, out / f"fold_{fold}", progress=progress)
+    if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
+        return CVResult(out, results)
     summary = summarize(out, cfg, data.table, results, time.perf_counter() - start)
     return CVResult(out, results, summary)
+
+
+def is_main_process() -> bool:
+    """True on global rank 0 (and whenever the run is not distributed)."""
+    return rank_zero_only.rank == 0
 
 
 def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
@@ -122,10 +130,13 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
             raise RunConflictError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); "
                                    f"use another --out or the same config")
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, saved)
+    if is_main_process():
+        save_config(cfg, saved)
 
 
 def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
+    if not is_main_process():
+        return
     pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped_files.csv", index=False)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
@@ -178,10 +189,9 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     module.eval()
     probs = predict(module, dm)
     test = clips.iloc[dm.test_idx].reset_index(drop=True)
-    preds = write_predictions(fold_dir / "predictions.csv", test, probs, data.table.class_names)
     result = {
         "fold": fold,
-        **M.fold_metrics(preds["target"].to_numpy(), preds["pred"].to_numpy(), len(data.table.class_names)),
+        **M.fold_metrics(test["target"].to_numpy(), probs.argmax(axis=1), len(data.table.class_names)),
         "epochs": int(trainer.current_epoch),
         "best_epoch": int(best["epoch"]),
         "epoch_time_s": float(np.mean(timer.times)) if timer.times else None,
@@ -189,7 +199,11 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)),
         "parameters": count_parameters(module.model),
         "model": cfg.model.name,
+        "devices": int(trainer.world_size),
     }
+    if not trainer.is_global_zero:
+        return result
+    write_predictions(fold_dir / "predictions.csv", test, probs, data.table.class_names)
     save_bundle(fold_dir / "model.ckpt", module.model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
                 cfg.audio, cfg.features, module.standardize, metrics=result)
     (fold_dir / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -205,7 +219,7 @@ def predict(module: ClassifierModule, dm: FoldDataModule) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_names: list[str]) -> None:
     pred = probs.argmax(axis=1)
     frame = test[["path", "clip_id", "fold", "target", "label"]].copy()
     frame["pred"] = pred
@@ -214,7 +228,6 @@ def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_n
     prob_cols = pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])])
     frame = pd.concat([frame, prob_cols], axis=1)
     frame.to_csv(path, index=False, float_format="%.6g")
-    return frame
 
 
 def summarize(out: Path, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],

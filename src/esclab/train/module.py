@@ -70,7 +70,7 @@ class ClassifierModule(L.LightningModule):
         reg = self.model.regularization_loss()
         acc = (logits.argmax(dim=1) == target).float().mean()
         self.log_dict({"train_loss": loss, "train_acc": acc}, on_step=False, on_epoch=True, prog_bar=True,
-                      batch_size=len(target))
+                      batch_size=len(target), sync_dist=True)
         return loss + reg
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
