@@ -184,6 +184,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", "must be >= 1 or null", t.num_threads)
     need(cfg.augment.mixup_alpha >= 0, "augment.mixup_alpha", "must be >= 0", cfg.augment.mixup_alpha)
     need(cfg.augment.bank_size >= 0, "augment.bank_size", "must be >= 0", cfg.augment.bank_size)
+    need(not cfg.augment.waveform or cfg.augment.bank_size >= 1, "augment.bank_size",
+         "must be >= 1 when augment.waveform has transforms (they run through a precomputed bank of variants)",
+         cfg.augment.bank_size)
+    need(0 <= cfg.augment.mixup_p <= 1, "augment.mixup_p", "must be in [0, 1]", cfg.augment.mixup_p)
     for stage in t.progressive:
         need(set(stage) == {"fraction", "epochs"} and 0 < stage["fraction"] <= 1 and stage["epochs"] >= 1,
              "train.progressive", "must be a list of {fraction: (0,1], epochs: >=1}", stage)
