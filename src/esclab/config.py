@@ -13,7 +13,8 @@ what differs::
       max_epochs: 60
 
 The merge order is: dataclass defaults <- group files <- the experiment's own keys
-<- ``--set key=value`` overrides. Unknown keys and bad values fail loudly.
+<- ``--set key=value`` overrides. ``--set augment=strong`` (a group name, no dot) swaps the
+group file, as Hydra does. Unknown keys and bad values fail loudly.
 """
 
 from __future__ import annotations
@@ -213,7 +214,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             file's grandparent (``configs/experiment/x.yaml`` -> ``configs/``).
     """
     schema = OmegaConf.structured(ExperimentConfig)
-    layers = []
+    overrides = list(overrides or [])
+    # ``GROUP=NAME`` (no dot) picks configs/GROUP/NAME.yaml, like the experiment's ``defaults``.
+    choices = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in CONFIG_GROUPS)
+    dotted = [o for o in overrides if o.split("=", 1)[0] not in CONFIG_GROUPS]
+    layers, defaults = [], {}
+    root = Path(configs_root) if configs_root else Path("configs")
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -223,15 +229,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except Exception as err:  # yaml errors come in many types
             raise ConfigError(f"cannot parse {path}: {err}") from err
         root = Path(configs_root) if configs_root else path.resolve().parent.parent
-        defaults = own.pop("defaults", None) or {}
-        for group, name in OmegaConf.to_container(defaults).items():
+        defaults = OmegaConf.to_container(own.pop("defaults", None) or OmegaConf.create({}))
+        group_layers = []
+        for group, name in {**defaults, **choices}.items():
             if group not in CONFIG_GROUPS:
                 raise ConfigError(f"defaults: unknown group {group!r} (groups: {', '.join(CONFIG_GROUPS)})")
-            layers.append(OmegaConf.create({group: OmegaConf.load(_group_file(root, group, name))}))
-        layers.append(own)
+            group_layers.append(OmegaConf.create({group: OmegaConf.load(_group_file(root, group, name))}))
+        # A group chosen on the command line replaces the experiment's own settings for that group.
+        for group in choices:
+            own.pop(group, None)
+        layers += [*group_layers, own]
+    elif choices:
+        layers += [OmegaConf.create({g: OmegaConf.load(_group_file(root, g, n))}) for g, n in choices.items()]
     try:
-        if overrides:
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
+        if dotted:
+            layers.append(OmegaConf.from_dotlist(dotted))
         merged = OmegaConf.merge(schema, *layers)
         cfg: ExperimentConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:

@@ -76,3 +76,14 @@ def test_saved_config_round_trips(tmp_path):
 
     assert to_dict(load_config_file(tmp_path / "c.yaml")) == to_dict(cfg)
     assert to_dict(from_dict(to_dict(cfg))) == to_dict(cfg)
+
+
+def test_group_choice_on_the_command_line_swaps_the_file():
+    cfg = load_config(CONFIGS / "experiment" / "paper_cnn.yaml", ["augment=strong", "augment.mixup_alpha=0.4"])
+    assert cfg.augment.bank_size == 8 and "time_stretch" in cfg.augment.waveform
+    assert cfg.augment.mixup_alpha == 0.4  # dotted overrides still win
+    with pytest.raises(ConfigError, match="available: .*strong"):
+        load_config(CONFIG_EXP, ["augment=nope"])
+
+
+CONFIG_EXP = CONFIGS / "experiment" / "paper_cnn.yaml"
