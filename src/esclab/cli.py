@@ -37,6 +37,9 @@ def _cv_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (default runs/NAME-TIME); an existing one resumes")
     p.add_argument("--devices", help="Lightning devices (sets train.devices)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (sets train.strategy)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
+    p.add_argument("--robustness-clips", type=int, default=100,
+                   help="test clips per fold for the report's robustness curves (0: all)")
 
 
 def load_experiment(args: argparse.Namespace):
@@ -59,7 +62,8 @@ def load_experiment(args: argparse.Namespace):
 def cmd_cv(args: argparse.Namespace) -> int:
     from esclab.train.cv import run_cv
 
-    result = run_cv(load_experiment(args), args.out)
+    result = run_cv(load_experiment(args), args.out, report=not args.no_report,
+                    robustness_clips=args.robustness_clips or None)
     s = result.summary
     if not s:  # a non-zero DDP rank: rank 0 reports
         return 0
@@ -106,6 +110,119 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="bundle .ckpt, or a run folder (uses its best fold)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("--top-k", type=_positive_int, default=3, help="classes per row (default 3)")
+    p.add_argument("--format", default="table", choices=("table", "json", "csv"),
+                   help="output; with --long, table and csv list merged segments, json also every window")
+    p.add_argument("--long", action="store_true", help="sliding windows over whole recordings")
+    p.add_argument("--window", type=float, help="--long window in seconds (default: the model's clip length)")
+    p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
+    p.add_argument("--plot", metavar="DIR", help="--long: write a timeline PNG per file to DIR")
+
+
+@command("predict", "classify audio files with a trained model; exit 1 if any file failed", _predict_args)
+def cmd_predict(args: argparse.Namespace) -> int:
+    from esclab.inference import Predictor, predict_paths
+    from esclab.inference.output import format_results
+
+    results = predict_paths(Predictor.from_checkpoint(args.checkpoint), args.paths, args.top_k, args.long,
+                            args.window, args.hop, args.plot)
+    print(format_results(results, args.format, args.long))
+    return int(any(r.error is not None for r in results))
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="bundle .ckpt, or a run folder (uses its best fold)")
+    p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    p.add_argument("--out", help="output file (default: beside the checkpoint, .onnx or .pt)")
+    p.add_argument("--waveform", action="store_true",
+                   help="export waveform -> logits (STFT and log-mel included) instead of log-mel -> logits")
+
+
+@command("export", "export a model for onnxruntime or TorchScript, checked against PyTorch", _export_args)
+def cmd_export(args: argparse.Namespace) -> int:
+    from esclab.export import default_export_path, export_bundle
+    from esclab.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint)
+    out = args.out or default_export_path(predictor.checkpoint, args.format, args.waveform)
+    print(export_bundle(predictor.bundle, out, args.format, args.waveform).summary())
+    return 0
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="bundle .ckpt, or a run folder (uses its best fold)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio in seconds (default 600)")
+
+
+@command("serve", "serve a model: JSON API and a web page to upload a sound", _serve_args)
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from esclab.inference import Predictor
+    from esclab.serve import create_app
+
+    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_mb, args.max_seconds)
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a finished run folder (esclab cv --out)")
+    p.add_argument("--out", help="HTML file (default RUN_DIR/report.html); report.json goes beside it")
+    p.add_argument("--no-robustness", action="store_true", help="skip the noise and speed curves (the slow part)")
+    p.add_argument("--robustness-clips", type=int, metavar="N", help="clips per fold for the curves (default all)")
+    p.add_argument("--max-gallery", type=int, default=24, metavar="N", help="misclassified clips shown (default 24)")
+    p.add_argument("--seed", type=int, default=0, help="seeds clip sampling and noise (default 0)")
+
+
+@command("report", "rebuild a run's self-contained HTML report and report.json, without retraining", _report_args)
+def cmd_report(args: argparse.Namespace) -> int:
+    from esclab.evaluate.report import ReportOptions, build_report
+    from esclab.train.bundle import BundleError
+
+    try:
+        result = build_report(args.run_dir, args.out, ReportOptions(
+            robustness=not args.no_robustness, robustness_clips=args.robustness_clips, max_gallery=args.max_gallery,
+            seed=args.seed))
+    except BundleError as err:  # a fold's model.ckpt is missing or unreadable
+        print(f"esclab report: error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {result.html} (numbers: {result.json})")
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more finished run folders")
+    p.add_argument("--out", required=True, help="HTML file; the JSON goes beside it")
+
+
+@command("compare", "compare runs: accuracy, per-class accuracy and paired tests over folds, in one HTML page",
+         _compare_args)
+def cmd_compare(args: argparse.Namespace) -> int:
+    from esclab.evaluate.compare import compare_runs
+
+    try:
+        result = compare_runs(args.runs, args.out)
+    except ValueError as err:  # fewer than two runs, or runs over different classes
+        print(f"esclab compare: error: {err}", file=sys.stderr)
+        return 2
+    print(f"comparison: {result.html} (numbers: {result.json})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esclab", description="Environmental sound classification toolkit.")
     parser.add_argument("--version", action="version", version=f"esclab {__version__}")
@@ -122,13 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; known errors print one clear line and exit 2."""
     from esclab.config import ConfigError
     from esclab.data import DatasetNotFoundError
+    from esclab.export import ExportError
+    from esclab.inference import WindowError
+    from esclab.train.bundle import BundleError
     from esclab.train.cv import RunConflictError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.handler(args)
-    except (ConfigError, DatasetNotFoundError, RunConflictError, FileNotFoundError) as err:
+    except (ConfigError, DatasetNotFoundError, RunConflictError, FileNotFoundError, BundleError, ExportError,
+            WindowError) as err:
         print(f"esclab {args.command}: error: {err}", file=sys.stderr)
         return 2
 

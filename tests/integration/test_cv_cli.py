@@ -15,7 +15,7 @@ from esclab.train.cv import run_cv
 
 EXPERIMENT = "configs/experiment/paper_cnn.yaml"
 RUN_FILES = ["config.yaml", "summary.json", "skipped_files.csv", "confusion_matrix.csv", "confusion_matrix.png",
-             "per_class_report.csv"]
+             "per_class_report.csv", "report.html", "report.json"]
 FOLD_FILES = ["metrics.json", "predictions.csv", "model.ckpt", "checkpoints/last.ckpt"]
 
 

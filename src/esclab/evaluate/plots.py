@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def confusion_figure(matrix: np.ndarray, class_names: list[str], normalize: bool = False,
@@ -73,7 +75,7 @@ def grouped_bar_figure(categories: list[str], series: dict[str, list[float]],
     if ylim:
         ax.set_ylim(*ylim)
     if len(series) > 1:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(series), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -89,16 +91,19 @@ def count_bias_figure(class_names: list[str], true_counts: list[int], predicted_
     colors = {"over": "tab:red", "under": "tab:blue"}
     y = np.arange(n)
     fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.2 * n + 1.4)))
-    ax.barh(y, true_counts, height=0.8, color="0.85", label="true count")
-    ax.barh(y, predicted_counts, height=0.4, color=[colors.get(f, "0.3") for f in flags],
-            label="predicted count (red: over-, blue: under-predicted)")
+    ax.barh(y, true_counts, height=0.8, color="0.85")
+    ax.barh(y, predicted_counts, height=0.4, color=[colors.get(f, "0.3") for f in flags])
+    legend = [Patch(color="0.85", label="true count"), Patch(color="0.3", label="predicted count"),
+              Patch(color=colors["over"], label="predicted, over-predicted class"),
+              Patch(color=colors["under"], label="predicted, under-predicted class")]
     ax.set_yticks(y, class_names, fontsize=7 if n > 20 else 9)
     ax.invert_yaxis()
     ax.set_xlabel("clips")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    fig.legend(handles=legend, fontsize=7, loc="lower center", ncol=2, frameon=False)
+    ax.margins(y=0.01)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return fig
 
 
@@ -110,13 +115,15 @@ class Line:
     x: list[float]
     y: list[float]
     style: str = "-o"
+    color: str | None = None
 
 
 @dataclass
 class LinePanel:
     """One axes of a :func:`line_panels_figure`: its curves and labels.
 
-    ``xticks`` names the x positions (e.g. ``"clean"`` for an infinite SNR plotted at 0).
+    ``xticks`` names the x positions (e.g. ``"clean"`` for an infinite SNR plotted at 0);
+    ``integer_x`` keeps ticks on whole numbers (epochs).
     """
 
     title: str
@@ -125,6 +132,7 @@ class LinePanel:
     lines: list[Line]
     xticks: tuple[list[float], list[str]] | None = None
     ylim: tuple[float, float] | None = None
+    integer_x: bool = False
 
 
 def line_panels_figure(panels: list[LinePanel], title: str = "") -> Figure:
@@ -132,11 +140,13 @@ def line_panels_figure(panels: list[LinePanel], title: str = "") -> Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for line in panel.lines:
-            ax.plot(line.x, line.y, line.style, label=line.label, markersize=4)
+            ax.plot(line.x, line.y, line.style, label=line.label, color=line.color, markersize=4)
         if panel.xticks:
             ax.set_xticks(*panel.xticks)
         if panel.ylim:
             ax.set_ylim(*panel.ylim)
+        if panel.integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

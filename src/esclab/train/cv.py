@@ -81,13 +81,16 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
     return PreparedData(table, specs, bank)
 
 
-def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> CVResult:
+def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
+           report: bool = True, robustness_clips: int | None = 100) -> CVResult:
     """Cross-validate ``cfg`` over ``cfg.data.folds``; resumable.
 
     Args:
         cfg: the resolved experiment.
         out_dir: run folder (default ``runs/NAME-TIME``); an existing one resumes.
         progress: show progress bars.
+        report: end with ``report.html`` / ``report.json`` (see :mod:`esclab.evaluate.report`).
+        robustness_clips: test clips per fold for the report's robustness curves (``None``: all).
     """
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     _claim_run_dir(out, cfg)
@@ -107,7 +110,19 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
     if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
         return CVResult(out, results)
     summary = summarize(out, cfg, data.table, results, time.perf_counter() - start)
+    if report:
+        write_report(out, robustness_clips)
     return CVResult(out, results, summary)
+
+
+def write_report(out: Path, robustness_clips: int | None) -> None:
+    """Build the run's HTML report; a failure here is logged and never loses the trained folds."""
+    from esclab.evaluate.report import ReportOptions, build_report
+
+    try:
+        build_report(out, options=ReportOptions(robustness_clips=robustness_clips))
+    except Exception:  # the results are on disk; the report can be rebuilt with `esclab report`
+        log.exception("the report failed; the run's results are saved, rebuild it with: esclab report %s", out)
 
 
 def is_main_process() -> bool:
