@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; known errors print one clear line and exit 2."""
+    """Entry point of the console script; known errors print one clear line and exit 2 (``-v``: traceback)."""
     from esclab.config import ConfigError
     from esclab.data import DatasetNotFoundError
     from esclab.export import ExportError
@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ConfigError, DatasetNotFoundError, RunConflictError, FileNotFoundError, BundleError, ExportError,
-            WindowError) as err:
+            WindowError, ValueError) as err:
+        if args.verbose:
+            raise
         print(f"esclab {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -47,7 +47,12 @@ def create_model(name: str, num_classes: int, pretrained: str | None = None, **k
     _import_families()
     if name not in _MODEL_ENTRYPOINTS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_MODEL_ENTRYPOINTS))}")
-    model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, **kwargs)
+    try:
+        model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, **kwargs)
+    except TypeError as err:  # an option this family does not take, or one given twice
+        raise ValueError(f"model {name!r} cannot be built with options {sorted(kwargs)}: {err}. "
+                         f"Pick the model with its own config (--set model={name}) rather than "
+                         f"model.name, so another model's options do not carry over") from err
     if pretrained:
         from esclab.models.pretrained import load_pretrained
 
