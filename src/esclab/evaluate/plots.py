@@ -72,10 +72,11 @@ def grouped_bar_figure(categories: list[str], series: dict[str, list[float]],
     ax.set_xticks(x, categories, rotation=20 if max(map(len, categories), default=0) > 12 else 0, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if ylim:
-        ax.set_ylim(*ylim)
+    if ylim:  # headroom above the top for the legend, so it never covers bars or tick labels
+        ax.set_yticks(np.linspace(ylim[0], ylim[1], 6))
+        ax.set_ylim(ylim[0], ylim[1] + 0.2 * (ylim[1] - ylim[0]))
     if len(series) > 1:
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(series), frameon=False)
+        ax.legend(fontsize=8, loc="upper right", ncol=len(series), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
