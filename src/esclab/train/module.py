@@ -45,7 +45,6 @@ class ClassifierModule(L.LightningModule):
         self.spec_augment = build_spec_augment(self.augment_cfg)
         self.mixup = build_mixup(self.augment_cfg)
         self.num_classes = num_classes
-        self.epoch_times: list[float] = []
         if self.train_cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
