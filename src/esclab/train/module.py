@@ -48,13 +48,12 @@ class ClassifierModule(L.LightningModule):
         if self.train_cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
-    def _prepare(self, spec: torch.Tensor) -> torch.Tensor:
-        spec = self.standardize(spec)
+    def _layout(self, spec: torch.Tensor) -> torch.Tensor:
         return spec.contiguous(memory_format=torch.channels_last) if self.train_cfg.channels_last else spec
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(B, 1, M, T)`` log-mel (unstandardised, as cached) -> logits ``(B, num_classes)``."""
-        return self.model(self._prepare(spec))
+        return self.model(self._layout(self.standardize(spec)))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         spec, target = batch
@@ -62,9 +61,7 @@ class ClassifierModule(L.LightningModule):
         soft = F.one_hot(target, self.num_classes).float()
         if self.mixup is not None:
             spec, soft = self.mixup(spec, soft)
-        if self.train_cfg.channels_last:
-            spec = spec.contiguous(memory_format=torch.channels_last)
-        logits = self.model(spec)
+        logits = self.model(self._layout(spec))
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
         reg = self.model.regularization_loss()
         acc = (logits.argmax(dim=1) == target).float().mean()
