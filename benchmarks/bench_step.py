@@ -1,6 +1,7 @@
 """Time training steps of a registered model on random log-mels: fp32, channels-last, bf16 autocast.
 
 Usage: python benchmarks/bench_step.py --model paper_cnn --threads 2 --steps 10
+       python benchmarks/bench_step.py --model vggish --shape 64,500 --modes channels_last_bf16
 """
 
 from __future__ import annotations
@@ -46,11 +47,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--kwargs", default="{}", help="JSON model kwargs")
+    parser.add_argument("--shape", default="128,215", help="log-mel size MELS,FRAMES (VGGish: 64,500)")
+    parser.add_argument("--modes", default="fp32,channels_last,channels_last_bf16",
+                        help="comma list of fp32, channels_last, channels_last_bf16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {"model": args.model, "threads": args.threads, "batch": args.batch}
-    for name, cl, bf16 in [("fp32", False, False), ("channels_last", True, False), ("channels_last_bf16", True, True)]:
-        result[f"{name}_s_per_step"] = round(time_steps(args.model, cl, bf16, args.steps, args.batch, (128, 215),
+    shape = tuple(int(v) for v in args.shape.split(","))
+    modes = {"fp32": (False, False), "channels_last": (True, False), "channels_last_bf16": (True, True)}
+    for name in args.modes.split(","):
+        cl, bf16 = modes[name]
+        result[f"{name}_s_per_step"] = round(time_steps(args.model, cl, bf16, args.steps, args.batch, shape,
                                                         json.loads(args.kwargs)), 3)
     print(json.dumps(result))
 

@@ -6,10 +6,14 @@ not retrained), so a sweep cut off midway continues where it stopped.
 
 Examples::
 
-    # augmentation ablation (issue 4), folds 1-2, same budget for every variant
+    # augmentation ablation (issue 4), folds 1-2, same budget for every variant: none, each group of the
+    # strong preset alone (``key={}`` empties a section), all of it
     python benchmarks/sweep.py --config configs/experiment/paper_cnn.yaml --data ../shared/esc50 \\
-        --folds 1,2 --out runs/ablation --set train.max_epochs=30 \\
-        --variant none="augment=none" --variant light="augment=light" --variant strong="augment=strong"
+        --folds 1,2 --out runs/ablation --set train.num_threads=2 \\
+        --variant none="augment=none" --variant all="augment=strong" \\
+        --variant spectrogram="augment=strong;augment.waveform={};augment.bank_size=0;augment.mixup_alpha=0" \\
+        --variant mixup="augment=none;augment.mixup_alpha=0.2" \\
+        --variant waveform="augment=strong;augment.spectrogram={};augment.mixup_alpha=0"
 
     # model zoo on fold 1 (issue 5)
     python benchmarks/sweep.py --data ../shared/esc50 --folds 1 --out runs/zoo \\
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--variant", action="append", required=True)
+    parser.add_argument("--report", action="store_true", help="end each variant with its HTML report (slower)")
     args = parser.parse_args()
     out = Path(args.out)
     rows = []
@@ -65,7 +70,7 @@ def main() -> None:
         name, config, items = parse_variant(text, args.config)
         overrides = [f"data.root={args.data}", f"data.folds=[{args.folds}]", "train.progress_bar=false",
                      *args.overrides, *items]
-        result = run_cv(load_config(config, overrides), out / name, progress=False)
+        result = run_cv(load_config(config, overrides), out / name, progress=False, report=args.report)
         folds = result.summary["folds"]
         rows.append({
             "variant": name, "config": config, "overrides": items, "folds": args.folds,

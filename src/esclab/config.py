@@ -209,7 +209,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
     Args:
         path: experiment YAML (``None``: the dataclass defaults only).
-        overrides: dotted overrides such as ``["train.max_epochs=5", "data.folds=[1,2]"]``.
+        overrides: dotted overrides such as ``["train.max_epochs=5", "data.folds=[1,2]"]``;
+            ``key={}`` empties a mapping (``augment.spectrogram={}``) instead of merging nothing into it.
         configs_root: folder holding the group folders; defaults to the experiment
             file's grandparent (``configs/experiment/x.yaml`` -> ``configs/``).
     """
@@ -218,6 +219,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     # ``GROUP=NAME`` (no dot) picks configs/GROUP/NAME.yaml, like the experiment's ``defaults``.
     choices = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in CONFIG_GROUPS)
     dotted = [o for o in overrides if o.split("=", 1)[0] not in CONFIG_GROUPS]
+    emptied = [o.split("=", 1)[0] for o in dotted if o.split("=", 1)[1:] == ["{}"]]
+    dotted = [o for o in dotted if o.split("=", 1)[0] not in emptied]
     layers, defaults = [], {}
     root = Path(configs_root) if configs_root else Path("configs")
     if path is not None:
@@ -245,6 +248,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if dotted:
             layers.append(OmegaConf.from_dotlist(dotted))
         merged = OmegaConf.merge(schema, *layers)
+        for key in emptied:
+            OmegaConf.update(merged, key, {}, merge=False)
         cfg: ExperimentConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid configuration: {err}".splitlines()[0] + _where(err)) from err

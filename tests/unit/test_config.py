@@ -38,6 +38,16 @@ def test_experiment_states_only_what_differs_and_overrides_win():
     assert cfg.features.n_mels == 128 and cfg.model.name == "paper_cnn"
 
 
+def test_empty_mapping_override_clears_a_group_section():
+    # The ablation's "one group only" variants: strong preset minus the other groups.
+    cfg = load_config(CONFIGS / "experiment" / "paper_cnn.yaml",
+                      ["augment=strong", "augment.spectrogram={}", "augment.mixup_alpha=0"])
+    assert cfg.augment.spectrogram == {} and cfg.augment.mixup_alpha == 0
+    assert "time_stretch" in cfg.augment.waveform and cfg.augment.bank_size == 8
+    with pytest.raises(ConfigError, match="augment.bank_size must be >= 1"):
+        load_config(CONFIGS / "experiment" / "paper_cnn.yaml", ["augment=strong", "augment.bank_size=0"])
+
+
 @pytest.mark.parametrize("override,message", [
     ("train.batch_size=0", "train.batch_size must be >= 1"),
     ("train.lr=-1", "train.lr must be > 0"),
