@@ -9,17 +9,26 @@ import lightning as L
 
 
 class EpochTimer(L.Callback):
-    """Records the wall time of each training epoch (training loop only) in ``times``."""
+    """Records the wall time of each complete training epoch (with its validation pass) in ``times``.
+
+    An epoch cut short (``max_time`` ran out) is not recorded: it would understate the epoch time.
+    """
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self._start = 0.0
+        self._batches = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._batches += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.times.append(time.perf_counter() - self._start)
+        if self._batches >= trainer.num_training_batches:
+            self.times.append(time.perf_counter() - self._start)
 
     def state_dict(self) -> dict[str, Any]:
         return {"times": list(self.times)}

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,8 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callb
                            save_last=True, save_top_k=1)
     stop = EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience)
     return L.Trainer(
-        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        max_epochs=t.max_epochs, max_time=timedelta(minutes=t.max_time_min) if t.max_time_min else None,
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
         callbacks=[ckpt, stop, LearningRateMonitor(logging_interval="epoch"), *callbacks],
         logger=CSVLogger(fold_dir, name="logs", version=""), enable_progress_bar=t.progress_bar,
@@ -198,7 +199,8 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     fit_time = time.perf_counter() - fit_start
     best_path = trainer.checkpoint_callback.best_model_path or str(last)
-    # Our own checkpoint, written by this fit: it holds Lightning's loop state, not only tensors.
+    # Our own checkpoint, written by this fit: it holds Lightning's loop state, not only tensors. (A time
+    # budget that runs out mid-epoch still ends with a validation pass, hence a checkpoint.)
     best = torch.load(best_path, map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])
     module.eval()
@@ -209,6 +211,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         **M.fold_metrics(test["target"].to_numpy(), probs.argmax(axis=1), len(data.table.class_names)),
         "epochs": int(trainer.current_epoch),
         "best_epoch": int(best["epoch"]),
+        "steps": int(trainer.global_step),
         "epoch_time_s": float(np.mean(timer.times)) if timer.times else None,
         "fit_time_s": round(fit_time, 1),
         "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)),

@@ -1,0 +1,32 @@
+"""``train.max_time_min``: an equal wall-clock budget per fold, even one that ends inside the first epoch."""
+
+from __future__ import annotations
+
+import json
+
+from esclab.config import load_config
+from esclab.train.cv import run_cv
+
+
+def test_budget_that_ends_in_the_first_epoch_still_tests_and_reports(tiny_overrides, tmp_path):
+    cfg = load_config("configs/experiment/paper_cnn.yaml",
+                      [*tiny_overrides, "data.folds=[1]", "train.max_epochs=50", "train.batch_size=1",
+                       "train.max_time_min=0.000001"])
+    result = run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    metrics = json.loads((tmp_path / "run" / "fold_1" / "metrics.json").read_text())
+    assert 1 <= metrics["steps"] < metrics["n_train"]  # stopped inside the first epoch
+    assert metrics["n_test"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert (tmp_path / "run" / "fold_1" / "model.ckpt").is_file()
+    assert result.summary["folds"]["1"]["epoch_time_s"] is None
+
+
+def test_budget_stops_before_max_epochs(tiny_overrides, tmp_path):
+    unlimited = load_config("configs/experiment/paper_cnn.yaml",
+                            [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3"])
+    run_cv(unlimited, tmp_path / "full", progress=False, report=False)
+    capped = load_config("configs/experiment/paper_cnn.yaml",
+                         [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3", "train.max_time_min=0.000001"])
+    run_cv(capped, tmp_path / "capped", progress=False, report=False)
+    steps = [json.loads((tmp_path / name / "fold_1" / "metrics.json").read_text())["steps"]
+             for name in ("full", "capped")]
+    assert steps[1] < steps[0]
