@@ -17,12 +17,13 @@ from esclab.models import create_model
 
 
 def time_steps(model_name: str, channels_last: bool, bf16: bool, steps: int, batch: int, shape: tuple[int, int],
-               kwargs: dict) -> float:
+               kwargs: dict, compile_model: bool = False) -> float:
     torch.manual_seed(0)
     model = create_model(model_name, num_classes=50, **kwargs).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
+    forward = torch.compile(model) if compile_model else model
     x = torch.randn(batch, 1, *shape)
     y = torch.randint(0, 50, (batch,))
     if channels_last:
@@ -31,11 +32,11 @@ def time_steps(model_name: str, channels_last: bool, bf16: bool, steps: int, bat
     for i in range(steps + 2):
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x).float(), y) + model.regularization_loss()
+            loss = F.cross_entropy(forward(x).float(), y) + model.regularization_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i >= 2:  # warm-up steps excluded
+        if i >= 2:  # warm-up steps (and compilation) excluded
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--shape", default="128,215", help="log-mel size MELS,FRAMES (VGGish: 64,500)")
     parser.add_argument("--modes", default="fp32,channels_last,channels_last_bf16",
                         help="comma list of fp32, channels_last, channels_last_bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {"model": args.model, "threads": args.threads, "batch": args.batch}
@@ -58,7 +60,8 @@ def main() -> None:
     for name in args.modes.split(","):
         cl, bf16 = modes[name]
         result[f"{name}_s_per_step"] = round(time_steps(args.model, cl, bf16, args.steps, args.batch, shape,
-                                                        json.loads(args.kwargs)), 3)
+                                                        json.loads(args.kwargs), args.compile), 3)
+    result["compiled"] = args.compile
     print(json.dumps(result))
 
 
