@@ -102,6 +102,7 @@ class TrainConfig:
     batch_size: int = 32
     max_epochs: int = 60
     max_time_min: float | None = None  # wall-clock cap on training per fold (an equal-compute budget)
+    profiler: str | None = None  # Lightning profiler: simple | advanced | pytorch; report in fold_K/
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
@@ -178,6 +179,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
     need(t.max_epochs >= 1, "train.max_epochs", "must be >= 1", t.max_epochs)
     need(t.max_time_min is None or t.max_time_min > 0, "train.max_time_min", "must be > 0 or null", t.max_time_min)
+    need(t.profiler in (None, "simple", "advanced", "pytorch"), "train.profiler",
+         "must be one of simple, advanced, pytorch or null", t.profiler)
     need(t.lr > 0, "train.lr", "must be > 0", t.lr)
     need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     need(0 < t.plateau_factor < 1, "train.plateau_factor", "must be in (0, 1)", t.plateau_factor)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
 
 from esclab.config import ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
@@ -157,6 +158,12 @@ def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
         log.warning("skipped %s: %s", path, reason)
 
 
+def build_profiler(name: str | None, fold_dir: Path) -> Profiler | None:
+    """Lightning's profiler of that name, writing ``fold_dir/fit-profile.txt`` (``None``: no profiling)."""
+    kinds = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
+    return kinds[name](dirpath=fold_dir, filename="profile") if name else None
+
+
 def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callback], has_val: bool) -> L.Trainer:
     """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``."""
     t = cfg.train
@@ -173,7 +180,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callb
         logger=CSVLogger(fold_dir, name="logs", version=""), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
-        limit_val_batches=1.0 if has_val else 0,
+        limit_val_batches=1.0 if has_val else 0, profiler=build_profiler(t.profiler, fold_dir),
     )
 
 

@@ -1,4 +1,4 @@
-"""``train.max_time_min``: an equal wall-clock budget per fold, even one that ends inside the first epoch."""
+"""Train options: `max_time_min` (equal wall-clock budget per fold, even inside epoch 1) and `profiler`."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ def test_budget_stops_before_max_epochs(tiny_overrides, tmp_path):
     steps = [json.loads((tmp_path / name / "fold_1" / "metrics.json").read_text())["steps"]
              for name in ("full", "capped")]
     assert steps[1] < steps[0]
+
+
+def test_simple_profiler_writes_where_the_time_went(tiny_overrides, tmp_path):
+    cfg = load_config("configs/experiment/paper_cnn.yaml",
+                      [*tiny_overrides, "data.folds=[1]", "train.max_epochs=1", "train.profiler=simple"])
+    run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    text = (tmp_path / "run" / "fold_1" / "fit-profile.txt").read_text()
+    assert "run_training_batch" in text and "train_dataloader_next" in text
