@@ -131,3 +131,9 @@ def inception_v3(num_classes: int, **kwargs) -> TimmBackbone:
 def efficientnet_b3(num_classes: int, **kwargs) -> TimmBackbone:
     """EfficientNet-B3 (timm ``efficientnet_b3``)."""
     return TimmBackbone(num_classes, arch="efficientnet_b3", **kwargs)
+
+
+@register_model
+def timm_model(num_classes: int, arch: str = "resnet18", **kwargs) -> TimmBackbone:
+    """Any timm architecture by name: ``model.kwargs.arch`` (``resnet10t``, ``resnet26d``, ...)."""
+    return TimmBackbone(num_classes, arch=arch, **kwargs)
