@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,26 +17,34 @@ import torch.nn.functional as F
 from esclab.models import create_model
 
 
-def time_steps(model_name: str, channels_last: bool, bf16: bool, steps: int, batch: int, shape: tuple[int, int],
-               kwargs: dict, compile_model: bool = False) -> float:
+def make_step(model_name: str, channels_last: bool, bf16: bool, batch: int, shape: tuple[int, ...], kwargs: dict,
+              compile_model: bool = False) -> Callable[[], None]:
+    """One Adam training step (forward, loss with the model's penalty, backward, update) on random log-mels."""
     torch.manual_seed(0)
-    model = create_model(model_name, num_classes=50, **kwargs).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = create_model(model_name, num_classes=50, **kwargs).train().to(memory_format=memory_format)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     forward = torch.compile(model) if compile_model else model
-    x = torch.randn(batch, 1, *shape)
+    x = torch.randn(batch, 1, *shape).contiguous(memory_format=memory_format)
     y = torch.randint(0, 50, (batch,))
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(forward(x).float(), y) + model.regularization_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+    return step
+
+
+def time_steps(model_name: str, channels_last: bool, bf16: bool, steps: int, batch: int, shape: tuple[int, ...],
+               kwargs: dict, compile_model: bool = False) -> float:
+    step = make_step(model_name, channels_last, bf16, batch, shape, kwargs, compile_model)
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        step()
         if i >= 2:  # warm-up steps (and compilation) excluded
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]

@@ -12,10 +12,8 @@ import argparse
 import json
 
 import torch
-import torch.nn.functional as F
+from bench_step import make_step  # benchmarks/ is on sys.path when run as a script
 from torch.profiler import ProfilerActivity, profile
-
-from esclab.models import create_model
 
 
 def main() -> None:
@@ -32,20 +30,8 @@ def main() -> None:
     parser.add_argument("--trace", help="write a chrome trace here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = create_model(args.model, num_classes=50, **json.loads(args.kwargs)).train().to(memory_format=memory_format)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x = torch.randn(args.batch, 1, *(int(v) for v in args.shape.split(","))).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 50, (args.batch,))
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            loss = F.cross_entropy(model(x).float(), y) + model.regularization_loss()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step = make_step(args.model, args.channels_last, args.bf16, args.batch,
+                     tuple(int(v) for v in args.shape.split(",")), json.loads(args.kwargs))
     step()  # warm-up: allocator and oneDNN primitive caches
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
