@@ -80,7 +80,8 @@ class AugmentConfig:
 
     ``waveform`` transforms run on the CPU before the log-mel (precomputed as a bank of
     ``bank_size`` variants per clip when expensive); ``spectrogram`` transforms and
-    ``mixup_alpha`` run in the model front end during training only.
+    ``mixup_alpha`` run in the model front end during training only. ``tta_views`` > 1 scores each
+    test clip as the mean prediction over that many circular time shifts of its log-mel.
     """
 
     waveform: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +89,7 @@ class AugmentConfig:
     mixup_alpha: float = 0.0
     mixup_p: float = 1.0
     bank_size: int = 0
+    tta_views: int = 1
 
 
 @dataclass
@@ -193,6 +195,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(not cfg.augment.waveform or cfg.augment.bank_size >= 1, "augment.bank_size",
          "must be >= 1 when augment.waveform has transforms (they run through a precomputed bank of variants)",
          cfg.augment.bank_size)
+    need(cfg.augment.tta_views >= 1 and (f.frames is None or cfg.augment.tta_views <= f.frames),
+         "augment.tta_views", "must be in [1, features.frames]", cfg.augment.tta_views)
     need(0 <= cfg.augment.mixup_p <= 1, "augment.mixup_p", "must be in [0, 1]", cfg.augment.mixup_p)
     for stage in t.progressive:
         need(set(stage) == {"fraction", "epochs"} and 0 < stage["fraction"] <= 1 and stage["epochs"] >= 1,

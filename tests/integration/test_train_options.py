@@ -1,8 +1,12 @@
-"""Train options: `max_time_min` (equal wall-clock budget per fold, even inside epoch 1) and `profiler`."""
+"""Train options: `max_time_min` (equal wall-clock budget per fold, even inside epoch 1), `profiler`, and
+test-time views (`augment.tta_views`)."""
 
 from __future__ import annotations
 
 import json
+
+import numpy as np
+import pandas as pd
 
 from esclab.config import load_config
 from esclab.train.cv import run_cv
@@ -38,3 +42,17 @@ def test_simple_profiler_writes_where_the_time_went(tiny_overrides, tmp_path):
     run_cv(cfg, tmp_path / "run", progress=False, report=False)
     text = (tmp_path / "run" / "fold_1" / "fit-profile.txt").read_text()
     assert "run_training_batch" in text and "train_dataloader_next" in text
+
+
+def test_test_time_views_change_the_scores_of_the_same_model(tiny_overrides, tmp_path):
+    probs = {}
+    for views in (1, 3):
+        cfg = load_config("configs/experiment/paper_cnn.yaml",
+                          [*tiny_overrides, "data.folds=[1]", "train.max_epochs=2", f"augment.tta_views={views}"])
+        run_cv(cfg, tmp_path / f"views_{views}", progress=False, report=False)
+        frame = pd.read_csv(tmp_path / f"views_{views}" / "fold_1" / "predictions.csv")
+        probs[views] = frame.filter(regex=r"^p_\d+$").to_numpy()
+    # Same seed, same weights: only the averaging over time-shifted views differs.
+    assert probs[1].shape == probs[3].shape
+    assert np.allclose(probs[3].sum(axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(probs[1], probs[3], atol=1e-4)

@@ -60,6 +60,8 @@ def test_empty_mapping_override_clears_a_group_section():
     ("train.max_epochs=many", "invalid configuration"),
     ("train.no_such_key=1", "no_such_key"),
     ("train.progressive=[{fraction: 2, epochs: 1}]", "train.progressive must be"),
+    ("augment.tta_views=0", "augment.tta_views must be in"),
+    ("augment.tta_views=216", "augment.tta_views must be in"),
 ])
 def test_bad_values_raise_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):

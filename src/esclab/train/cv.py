@@ -28,6 +28,7 @@ from esclab.data import ClipTable, load_dataset
 from esclab.data.datamodule import FoldDataModule
 from esclab.evaluate import metrics as M
 from esclab.evaluate.plots import confusion_figure, save
+from esclab.evaluate.tta import tta_probabilities
 from esclab.features.bank import load_bank
 from esclab.features.cache import FeatureCache
 from esclab.train.bundle import save_bundle
@@ -211,7 +212,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     best = torch.load(best_path, map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])
     module.eval()
-    probs = predict(module, dm)
+    probs = predict(module, dm, cfg.augment.tta_views)
     test = clips.iloc[dm.test_idx].reset_index(drop=True)
     result = {
         "fold": fold,
@@ -235,12 +236,9 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     return result
 
 
-def predict(module: ClassifierModule, dm: FoldDataModule) -> np.ndarray:
-    """Class probabilities ``(N_test, C)`` in test-fold order."""
-    out = []
-    with torch.no_grad():
-        for spec, _ in dm.test_dataloader():
-            out.append(torch.softmax(module(spec).float(), dim=1))
+def predict(module: ClassifierModule, dm: FoldDataModule, tta_views: int = 1) -> np.ndarray:
+    """Class probabilities ``(N_test, C)`` in test-fold order, averaged over ``tta_views`` time shifts."""
+    out = [tta_probabilities(module, spec, tta_views) for spec, _ in dm.test_dataloader()]
     return torch.cat(out).numpy()
 
 
