@@ -178,6 +178,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(0 <= f.fmin < nyquist, "features.fmin", f"must be in [0, {nyquist})", f.fmin)
     need(f.top_db is None or f.top_db > 0, "features.top_db", "must be > 0 or null", f.top_db)
     need(f.frames is None or f.frames >= 8, "features.frames", "must be >= 8 or null", f.frames)
+    kwargs = cfg.model.kwargs  # a model sized for its input must be sized for this front end
+    need("n_mels" not in kwargs or kwargs["n_mels"] == f.n_mels, "model.kwargs.n_mels",
+         f"must equal features.n_mels ({f.n_mels})", kwargs.get("n_mels"))
+    need("input_size" not in kwargs or f.frames is None or list(kwargs["input_size"]) == [f.n_mels, f.frames],
+         "model.kwargs.input_size", f"must equal [features.n_mels, features.frames] ([{f.n_mels}, {f.frames}])",
+         kwargs.get("input_size"))
     need(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
     need(t.max_epochs >= 1, "train.max_epochs", "must be >= 1", t.max_epochs)
     need(t.max_time_min is None or t.max_time_min > 0, "train.max_time_min", "must be > 0 or null", t.max_time_min)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,22 @@ def test_empty_mapping_override_clears_a_group_section():
 def test_bad_values_raise_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         load_config(CONFIGS / "experiment" / "paper_cnn.yaml", [override])
+
+
+@pytest.mark.parametrize("experiment, override, message", [
+    ("paper_cnn", "features.n_mels=64", "model.kwargs.input_size must equal [features.n_mels, features.frames]"),
+    ("paper_cnn", "features.frames=108", "model.kwargs.input_size must equal"),
+    ("best_cpu", "features.n_mels=128", "model.kwargs.n_mels must equal features.n_mels (128), got 64"),
+    ("conformer", "model.kwargs.n_mels=64", "model.kwargs.n_mels must equal features.n_mels (128)"),
+])
+def test_a_model_sized_for_another_front_end_is_refused_before_any_work(experiment, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(CONFIGS / "experiment" / f"{experiment}.yaml", [override])
+
+
+def test_changing_the_front_end_with_the_model_size_is_accepted():
+    cfg = load_config(CONFIGS / "experiment" / "best_cpu.yaml", ["features.n_mels=128", "model.kwargs.n_mels=128"])
+    assert cfg.features.n_mels == cfg.model.kwargs["n_mels"] == 128
 
 
 def test_bad_files_raise_clear_errors(tmp_path):
