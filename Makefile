@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/esc50
-CONFIG ?= configs/experiment/paper_cnn.yaml
+CONFIG ?= configs/experiment/best_cpu.yaml
 
 .PHONY: setup test test-all lint cv features bench clean
 
