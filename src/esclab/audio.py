@@ -26,20 +26,41 @@ def pad_or_trim(wave: np.ndarray, length: int) -> np.ndarray:
     return np.pad(wave, pad)
 
 
-def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample a mono ``(samples,)`` waveform with soxr (high quality)."""
+def resample(wave: np.ndarray, orig_sr: int, target_sr: int, band_rate: int | None = None) -> np.ndarray:
+    """Resample a mono ``(samples,)`` waveform with soxr (high quality).
+
+    With ``band_rate`` below ``orig_sr``, the audio passes through that rate first, which keeps only
+    the band under ``band_rate / 2`` (what a model trained on audio recorded at that rate has seen).
+    """
+    if band_rate is not None and band_rate < orig_sr:
+        wave, orig_sr = resample(wave, orig_sr, band_rate), band_rate
     if orig_sr == target_sr:
         return wave
     return soxr.resample(wave, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: str | Path, sample_rate: int = 22050, duration: float | None = None) -> np.ndarray:
+def native_rate(path: str | Path) -> int:
+    """The sample rate a file is stored at (header only).
+
+    Raises:
+        AudioDecodeError: missing or unreadable file.
+    """
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception as err:  # libsndfile raises several types for bad files
+        raise AudioDecodeError(f"{path}: cannot read its header ({err})") from err
+
+
+def load_audio(path: str | Path, sample_rate: int = 22050, duration: float | None = None,
+               band_rate: int | None = None) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sample_rate``.
 
     Args:
         path: a wav, flac, ogg or mp3 file (any channel count and sample rate).
         sample_rate: output rate in Hz.
         duration: if given, pad with zeros or trim to exactly this many seconds.
+        band_rate: pass the audio through this rate first when the file's rate is higher (see
+            :func:`resample`).
 
     Returns:
         ``(samples,)`` float32 in [-1, 1] (as decoded).
@@ -59,7 +80,7 @@ def load_audio(path: str | Path, sample_rate: int = 22050, duration: float | Non
     if not np.all(np.isfinite(data)):
         raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    wave = resample(np.ascontiguousarray(wave, dtype=np.float32), int(orig_sr), sample_rate)
+    wave = resample(np.ascontiguousarray(wave, dtype=np.float32), int(orig_sr), sample_rate, band_rate)
     if duration is not None:
         wave = pad_or_trim(wave, int(round(duration * sample_rate)))
     return wave

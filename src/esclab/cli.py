@@ -140,6 +140,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return int(any(r.error is not None for r in results))
 
 
+def _tag_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="classes per file or window (default 5)")
+    p.add_argument("--long", action="store_true", help="a timeline: sliding windows with their top classes")
+    p.add_argument("--window", type=float, default=5.0, help="--long window in seconds (default 5)")
+    p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
+    p.add_argument("--weights", default="efficientat:mn04_as",
+                   help="AudioSet weights by name (default efficientat:mn04_as; also mn10_as, mn40_as, ...)")
+    p.add_argument("--format", default="table", choices=("table", "json", "csv"),
+                   help="output (default table); with --long, one row per window")
+
+
+@command("tag", "tag audio with AudioSet classes, no training (multi-label sigmoid scores); exit 1 if any "
+         "file failed", _tag_args)
+def cmd_tag(args: argparse.Namespace) -> int:
+    from esclab.inference.output import format_results
+    from esclab.inference.tagging import Tagger, tag_paths
+
+    tagger = Tagger.from_name(args.weights)
+    results = tag_paths(tagger, args.paths, args.top_k, args.long, args.window, args.hop)
+    print(format_results(results, args.format, windows=args.long, score="sigmoid"))
+    return int(any(r.error is not None for r in results))
+
+
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="bundle .ckpt, or a run folder (uses its best fold)")
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
@@ -243,13 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     from esclab.inference import WindowError
     from esclab.train.bundle import BundleError
     from esclab.train.cv import RunConflictError
+    from esclab.weights import WeightsError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.handler(args)
     except (ConfigError, DatasetNotFoundError, RunConflictError, FileNotFoundError, BundleError, ExportError,
-            WindowError, ValueError) as err:
+            WindowError, WeightsError, ValueError) as err:
         if args.verbose:
             raise
         print(f"esclab {args.command}: error: {err}", file=sys.stderr)

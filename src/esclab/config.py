@@ -54,14 +54,33 @@ class DataConfig:
 
 @dataclass
 class AudioConfig:
+    """Decoding: every clip becomes mono at ``sample_rate``, padded or cut to ``duration`` seconds.
+
+    ``band_rate``: when set, audio passes through this rate before ``sample_rate`` (a low-pass at
+    ``band_rate / 2``), so a model trained on band-limited data sees the same band at prediction time.
+    Cross-validation records the training data's rate here in each bundle when it is below ``sample_rate``.
+    """
+
     sample_rate: int = 22050
     duration: float = 5.0
+    band_rate: int | None = None
+
+    @property
+    def num_samples(self) -> int:
+        """Clip length in samples."""
+        return int(round(self.duration * self.sample_rate))
 
 
 @dataclass
 class FeatureConfig:
-    """Log-mel front end (librosa conventions: power mel, ``power_to_db`` with ref=max)."""
+    """The spectrogram front end.
 
+    ``kind``: ``logmel`` (librosa conventions: Slaney mel of the power spectrum, ``power_to_db`` with
+    ref=max and ``top_db``) or ``kaldi_logmel`` (EfficientAT's front end for the AudioSet MobileNets:
+    pre-emphasis, Kaldi mel triangles, ``ln(mel + 1e-5)``, fixed scaling; ``top_db`` unused).
+    """
+
+    kind: str = "logmel"
     n_mels: int = 128
     n_fft: int = 2048
     hop_length: int = 512
@@ -101,6 +120,18 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    """How each fold learns.
+
+    ``mode``: ``fit`` trains the network with Lightning (all the settings below); ``probe`` freezes a
+    pretrained network, embeds every clip once (cached) and fits a standardised logistic regression
+    with inverse regularisation ``probe_c`` per fold, folded into the model's linear head; with a
+    ``probe_c_grid``, C is chosen per fold by cross-validation over the training folds only.
+    Without a validation split the last epoch is tested; with one, the best validation epoch.
+    """
+
+    mode: str = "fit"
+    probe_c: float = 1.0
+    probe_c_grid: list[float] = field(default_factory=list)
     batch_size: int = 32
     max_epochs: int = 60
     max_time_min: float | None = None  # wall-clock cap on training per fold (an equal-compute budget)
@@ -143,6 +174,8 @@ class ExperimentConfig:
 
 _CHOICES = {
     "data.dataset": ("esc50", "esc10", "folder"),
+    "features.kind": ("logmel", "kaldi_logmel"),
+    "train.mode": ("fit", "probe"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
     "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true"),
@@ -168,6 +201,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(d.dataset != "folder" or bool(d.csv), "data.csv", "is required when data.dataset is 'folder'", d.csv)
     need(a.sample_rate >= 1000, "audio.sample_rate", "must be >= 1000 Hz", a.sample_rate)
     need(a.duration > 0, "audio.duration", "must be > 0 seconds", a.duration)
+    need(a.band_rate is None or a.band_rate >= 1000, "audio.band_rate", "must be >= 1000 Hz or null", a.band_rate)
     need(f.n_mels >= 1, "features.n_mels", "must be >= 1", f.n_mels)
     need(f.n_fft >= 16, "features.n_fft", "must be >= 16", f.n_fft)
     need(0 < f.hop_length <= f.n_fft, "features.hop_length", "must be in (0, n_fft]", f.hop_length)
@@ -190,6 +224,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(t.profiler in (None, "simple", "advanced", "pytorch"), "train.profiler",
          "must be one of simple, advanced, pytorch or null", t.profiler)
     need(t.lr > 0, "train.lr", "must be > 0", t.lr)
+    need(t.probe_c > 0, "train.probe_c", "must be > 0", t.probe_c)
+    need(all(c > 0 for c in t.probe_c_grid), "train.probe_c_grid", "must hold values > 0", t.probe_c_grid)
+    need(t.mode != "probe" or bool(cfg.model.pretrained), "model.pretrained",
+         "is required when train.mode is 'probe' (a probe of a random network measures nothing)", cfg.model.pretrained)
     need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     need(0 < t.plateau_factor < 1, "train.plateau_factor", "must be in (0, 1)", t.plateau_factor)
     need(t.early_stopping_patience >= 1, "train.early_stopping_patience", "must be >= 1",

@@ -63,7 +63,7 @@ def export_module(bundle: Bundle, waveform: bool = False) -> tuple[nn.Module, to
         waveform: include the log-mel front end (input ``(batch, clip_samples)``).
     """
     logmel, standardize = bundle.frontend
-    clip = torch.zeros(2, int(round(bundle.audio.duration * bundle.audio.sample_rate)))
+    clip = torch.zeros(2, bundle.audio.num_samples)
     if waveform:
         return nn.Sequential(logmel, standardize, bundle.model).eval(), clip, "waveform"
     with torch.no_grad():
@@ -71,13 +71,14 @@ def export_module(bundle: Bundle, waveform: bool = False) -> tuple[nn.Module, to
     return nn.Sequential(standardize, bundle.model).eval(), spec, "logmel"
 
 
-def _random_like(example: torch.Tensor, batch: int, top_db: float | None) -> torch.Tensor:
-    """A random batch shaped like ``example``: noise for waveforms, dB values in ``[-top_db, 0]`` for log-mels."""
+def _random_like(example: torch.Tensor, batch: int, bundle: Bundle) -> torch.Tensor:
+    """A random batch shaped like ``example``: noise waveforms, or the bundle's log-mel of noise waveforms."""
     gen = torch.Generator().manual_seed(0)
-    shape = (batch, *example.shape[1:])
+    noise = 0.1 * torch.randn((batch, bundle.audio.num_samples), generator=gen)
     if example.ndim == 2:
-        return 0.1 * torch.randn(shape, generator=gen)
-    return -(top_db or 80.0) * torch.rand(shape, generator=gen)
+        return noise
+    with torch.no_grad():
+        return bundle.frontend[0](noise)
 
 
 def _export_onnx(module: nn.Module, example: torch.Tensor, name: str, path: Path) -> None:
@@ -143,7 +144,7 @@ def export_bundle(bundle: Bundle, out: str | Path, fmt: str = "onnx", waveform: 
         _export_onnx(module, example, name, path)
     else:
         _export_torchscript(module, example, path)
-    batch = _random_like(example, check_batch, bundle.features.top_db)
+    batch = _random_like(example, check_batch, bundle)
     with torch.no_grad():
         expected = module(batch).numpy()
     diff = float(np.abs(_run_exported(fmt, path, name, batch) - expected).max())

@@ -92,6 +92,7 @@ def test_attention_maps_are_distributions():
         ("resnet50", ("layer4.",)),
         ("inception_v3", ("Mixed_7c.",)),
         ("efficientnet_b3", ("blocks.6.", "conv_head.", "bn2.")),
+        ("efficientnet_lite0", ("blocks.6.", "conv_head.", "bn2.")),
     ],
 )
 def test_unfreeze_last_maps_to_the_last_stage(name, last_stage):

@@ -24,7 +24,7 @@ def load_clips(paths: Sequence[str], audio: AudioConfig) -> tuple[np.ndarray, np
     waves, ok = [], np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         try:
-            waves.append(load_audio(path, audio.sample_rate, audio.duration))
+            waves.append(load_audio(path, audio.sample_rate, audio.duration, audio.band_rate))
             ok[i] = True
         except AudioDecodeError as err:
             log.warning("report: %s", err)

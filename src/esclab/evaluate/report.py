@@ -104,7 +104,7 @@ def summary_section(run: Run, figures: Figures) -> Section:
     """Accuracy and macro-F1 per fold, mean +- std, and the skipped files."""
     s = run.summary
     folds = pd.DataFrame([{k: run.fold_metrics(f).get(k) for k in
-                           ("fold", "accuracy", "macro_f1", "n_test", "epochs", "best_epoch", "fit_time_s")}
+                           ("fold", "accuracy", "macro_f1", "n_test", "epochs", "tested_epoch", "fit_time_s")}
                           for f in run.folds])
     numbers = {"folds": run.folds, "accuracy": folds["accuracy"].tolist(), "macro_f1": folds["macro_f1"].tolist()}
     key = figures.add("fold_scores", grouped_bar_figure(

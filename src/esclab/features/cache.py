@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from esclab.audio import AudioDecodeError, load_audio
 from esclab.config import AudioConfig, FeatureConfig
-from esclab.features.frontend import LogMel
+from esclab.features.frontend import build_frontend
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class FeatureCache:
         self.key = cache_key(audio, features, variant)
         self.folder = Path(features.cache_dir).expanduser() / self.key
         self.wave_transform = wave_transform
-        self.frontend = LogMel.from_config(audio, features)
+        self.frontend = build_frontend(audio, features)
         self.computed = 0  # spectrograms computed (not read) by this instance
         self._shape: tuple[int, ...] | None = None
 
@@ -93,7 +93,7 @@ class FeatureCache:
 
     def compute(self, path: str | Path, clip_id: str = "") -> np.ndarray:
         """Decode ``path`` and return its ``(n_mels, frames)`` log-mel (no cache involved)."""
-        wave = load_audio(path, self.audio.sample_rate, self.audio.duration)
+        wave = load_audio(path, self.audio.sample_rate, self.audio.duration, self.audio.band_rate)
         if self.wave_transform is not None:
             wave = self.wave_transform(wave, clip_id)
         with torch.no_grad():

@@ -44,6 +44,51 @@ class LogMel(nn.Module):
                                       self.top_db, self.frames)
 
 
+class KaldiLogMel(nn.Module):
+    """EfficientAT's front end: waveform ``(batch, samples)`` -> ``(batch, 1, n_mels, frames)``.
+
+    Pre-emphasis 0.97, a symmetric Hann window of ``win_length`` inside an ``n_fft`` STFT,
+    Kaldi mel triangles from ``fmin`` to ``fmax``, ``ln(mel + 1e-5)``, then ``(x + 4.5) / 5``
+    (see :func:`esclab.features.functional.kaldi_log_mel`). The AudioSet MobileNets were
+    trained on it at 32 kHz with 128 mels, ``n_fft`` 1024, window 800, hop 320, 0-15 kHz.
+    """
+
+    def __init__(self, sample_rate: int = 32000, n_mels: int = 128, n_fft: int = 1024, hop_length: int = 320,
+                 win_length: int | None = 800, fmin: float = 0.0, fmax: float | None = 15000.0,
+                 frames: int | None = None):
+        super().__init__()
+        win_length = win_length or n_fft
+        if not 0 < hop_length <= n_fft or win_length > n_fft:
+            raise ValueError(f"need 0 < hop_length <= n_fft and win_length <= n_fft, got hop={hop_length}, "
+                             f"win={win_length}, n_fft={n_fft}")
+        self.n_fft, self.hop_length, self.frames = n_fft, hop_length, frames
+        self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
+        self.register_buffer("filterbank", LF.kaldi_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
+                             persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.ndim == 1:
+            wave = wave.unsqueeze(0)
+        if wave.ndim != 2:
+            raise ValueError(f"expected (batch, samples), got shape {tuple(wave.shape)}")
+        return LF.kaldi_log_mel(wave.float(), self.window, self.filterbank, self.n_fft, self.hop_length,
+                                frames=self.frames)
+
+
+FRONTEND_KINDS = ("logmel", "kaldi_logmel")
+
+
+def build_frontend(audio: AudioConfig, features: FeatureConfig) -> nn.Module:
+    """The waveform -> spectrogram module that ``features.kind`` names, built from the config."""
+    if features.kind == "kaldi_logmel":
+        return KaldiLogMel(sample_rate=audio.sample_rate, n_mels=features.n_mels, n_fft=features.n_fft,
+                           hop_length=features.hop_length, win_length=features.win_length, fmin=features.fmin,
+                           fmax=features.fmax, frames=features.frames)
+    if features.kind == "logmel":
+        return LogMel.from_config(audio, features)
+    raise ValueError(f"features.kind must be one of {FRONTEND_KINDS}, got {features.kind!r}")
+
+
 class Standardize(nn.Module):
     """Per-mel-band standardisation ``(x - mean) / std`` with statistics from the training folds.
 

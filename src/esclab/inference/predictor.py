@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from esclab.audio import load_audio, pad_or_trim, resample
-from esclab.features.frontend import LogMel
+from esclab.features.frontend import build_frontend
 from esclab.inference.checkpoint import resolve_checkpoint
 from esclab.inference.results import ClassScore, Prediction, Window
 from esclab.inference.windows import WindowError, merge_segments, window_starts
@@ -37,7 +37,7 @@ class Predictor:
     def __init__(self, bundle: Bundle, checkpoint: Path | None = None):
         self.bundle = bundle
         self.checkpoint = checkpoint
-        self._display_logmel = LogMel.from_config(bundle.audio, replace(bundle.features, frames=None))
+        self._display_logmel = build_frontend(bundle.audio, replace(bundle.features, frames=None))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Predictor:
@@ -71,7 +71,7 @@ class Predictor:
         Raises:
             AudioDecodeError: missing, unreadable, empty or non-finite audio.
         """
-        return load_audio(path, self.sample_rate)
+        return load_audio(path, self.sample_rate, band_rate=self.bundle.audio.band_rate)
 
     def probabilities(self, clips: Iterable[np.ndarray]) -> np.ndarray:
         """``N`` clip-length ``(clip_samples,)`` waveforms -> ``(N, num_classes)`` softmax probabilities.
@@ -105,7 +105,7 @@ class Predictor:
             raise ValueError(f"expected a non-empty mono (samples,) waveform, got shape {wave.shape}")
         if not np.all(np.isfinite(wave)):
             raise ValueError("waveform contains NaN or infinite samples")
-        return resample(wave, sample_rate, self.sample_rate)
+        return resample(wave, sample_rate, self.sample_rate, self.bundle.audio.band_rate)
 
     def predict_wave(self, wave: np.ndarray, sample_rate: int, top_k: int = 3,
                      name: str = "<waveform>") -> Prediction:

@@ -5,6 +5,7 @@ from esclab.models import (  # noqa: F401  (each module registers its variants)
     attention_cnn,
     cnn,
     conformer,
+    efficientat,
     timm_backbones,
     vggish,
 )

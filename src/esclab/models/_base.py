@@ -24,6 +24,8 @@ class EscModel(nn.Module):
       layers for the paper CNN); added to the training loss.
     * ``parameter_groups(lr)`` returns optimiser groups (per-group learning rates
       for fine-tuning); the default is one group.
+    * ``check_pretrained(state_dict, source)`` (optional) raises ``ValueError`` for a checkpoint
+      of another width or family before :func:`~esclab.models.pretrained.load_pretrained` loads it.
     """
 
     num_classes: int

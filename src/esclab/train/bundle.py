@@ -15,7 +15,7 @@ from torch import nn
 
 from esclab import __version__
 from esclab.config import AudioConfig, FeatureConfig
-from esclab.features.frontend import LogMel, Standardize
+from esclab.features.frontend import Standardize, build_frontend
 from esclab.models import EscModel, create_model
 
 BUNDLE_FORMAT = "esclab-bundle/1"
@@ -95,7 +95,7 @@ def load_bundle(path: str | Path, map_location: str = "cpu") -> Bundle:
     model.eval()
     audio = AudioConfig(**payload["audio"])
     features = FeatureConfig(**payload["features"])
-    frontend = nn.Sequential(LogMel.from_config(audio, features),
+    frontend = nn.Sequential(build_frontend(audio, features),
                              Standardize(payload["norm_mean"], payload["norm_std"])).eval()
     return Bundle(model=model, frontend=frontend, class_names=list(payload["class_names"]), audio=audio,
                   features=features, model_name=payload["model_name"], model_kwargs=dict(payload["model_kwargs"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,19 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
 
-from esclab.config import ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
+from esclab.audio import native_rate
+from esclab.config import AudioConfig, ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
 from esclab.data import ClipTable, load_dataset
 from esclab.data.datamodule import FoldDataModule
 from esclab.evaluate import metrics as M
 from esclab.evaluate.plots import confusion_figure, save
 from esclab.evaluate.tta import tta_probabilities
 from esclab.features.bank import load_bank
-from esclab.features.cache import FeatureCache
+from esclab.features.cache import FeatureCache, file_id
 from esclab.train.bundle import save_bundle
 from esclab.train.callbacks import EpochTimer
 from esclab.train.module import ClassifierModule, count_parameters
+from esclab.train.probe import load_embeddings, probe_fold
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,23 @@ class CVResult:
 
 @dataclass
 class PreparedData:
+    """The clips of a run, their spectrograms (and bank variants or probe embeddings), and their audio rate.
+
+    ``data_rate``: the lowest rate the clips are stored at; bundles record it as ``audio.band_rate``
+    when it is below the model's rate, so prediction sees the band training saw.
+    """
+
     table: ClipTable
     specs: np.ndarray
     bank: np.ndarray | None
+    data_rate: int | None = None
+    embeddings: np.ndarray | None = None
+
+    def bundle_audio(self, audio: AudioConfig) -> AudioConfig:
+        """``audio`` with ``band_rate`` set to the data's rate when the data hold less band than the model reads."""
+        if audio.band_rate is None and self.data_rate is not None and self.data_rate < audio.sample_rate:
+            return replace(audio, band_rate=self.data_rate)
+        return audio
 
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
@@ -80,7 +96,13 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
     specs, bad = cache.load(table.clips["path"].tolist(), table.clips["clip_id"].tolist(), progress=progress)
     table = table.without(bad)
     bank = load_bank(cfg, table, progress=progress)
-    return PreparedData(table, specs, bank)
+    paths = table.clips["path"].tolist()
+    data_rate = min((native_rate(p) for p in paths), default=None)
+    embeddings = None
+    if cfg.train.mode == "probe":
+        embeddings = load_embeddings(cfg, specs, table.clips["clip_id"].tolist(), [file_id(p) for p in paths],
+                                     len(table.class_names), progress=progress)
+    return PreparedData(table, specs, bank, data_rate, embeddings)
 
 
 def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
@@ -165,19 +187,26 @@ def build_profiler(name: str | None, fold_dir: Path) -> Profiler | None:
     return kinds[name](dirpath=fold_dir, filename="profile") if name else None
 
 
-def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callback], has_val: bool) -> L.Trainer:
+def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L.Callback], has_val: bool) -> L.Trainer:
     """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``."""
     t = cfg.train
-    monitor = t.monitor if has_val else "train_loss"
-    mode = "max" if monitor.endswith("acc") else "min"
-    ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                           save_last=True, save_top_k=1)
-    stop = EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience)
+    mode = "max" if t.monitor.endswith("acc") else "min"
+    # The tested checkpoint is fixed in advance: the best validation epoch, or the last epoch without a
+    # validation split (no early stopping then: nothing but a held-out split may stop a recipe early).
+    if has_val:
+        ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=t.monitor, mode=mode,
+                               save_last=True, save_top_k=1)
+        callbacks = [ckpt, EarlyStopping(monitor=t.monitor, mode=mode, patience=t.early_stopping_patience)]
+    else:
+        # Kept every epoch (resumable); save_top_k=0 with save_last would write it only when training ends,
+        # with the epoch counter already advanced past the last epoch.
+        callbacks = [ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="last", save_top_k=1,
+                                     enable_version_counter=False)]
     return L.Trainer(
         max_epochs=t.max_epochs, max_time=timedelta(minutes=t.max_time_min) if t.max_time_min else None,
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
-        callbacks=[ckpt, stop, LearningRateMonitor(logging_interval="epoch"), *callbacks],
+        callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
         logger=CSVLogger(fold_dir, name="logs", version=""), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
@@ -188,6 +217,8 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, callbacks: list[L.Callb
 def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path,
                progress: bool = True) -> dict[str, Any]:
     """Train on every fold but ``fold``, test on ``fold``; write metrics, predictions and the bundle."""
+    if cfg.train.mode == "probe":
+        return _probe_fold(cfg, data, fold, fold_dir)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     clips = data.table.clips
     dm = FoldDataModule(data.specs, clips["target"].to_numpy(), clips["fold"].to_numpy(), fold,
@@ -206,32 +237,57 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     fit_time = time.perf_counter() - fit_start
-    best_path = trainer.checkpoint_callback.best_model_path or str(last)
+    tested_path = trainer.checkpoint_callback.best_model_path if has_val else str(last)
     # Our own checkpoint, written by this fit: it holds Lightning's loop state, not only tensors. (A time
     # budget that runs out mid-epoch still ends with a validation pass, hence a checkpoint.)
-    best = torch.load(best_path, map_location="cpu", weights_only=False)
-    module.load_state_dict(best["state_dict"])
+    tested = torch.load(tested_path or str(last), map_location="cpu", weights_only=False)
+    module.load_state_dict(tested["state_dict"])
     module.eval()
     probs = predict(module, dm, cfg.augment.tta_views)
-    test = clips.iloc[dm.test_idx].reset_index(drop=True)
     result = {
-        "fold": fold,
-        **M.fold_metrics(test["target"].to_numpy(), probs.argmax(axis=1), len(data.table.class_names)),
+        "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
+        "tested_epoch": int(tested["epoch"]) + 1,
         "epochs": int(trainer.current_epoch),
-        "best_epoch": int(best["epoch"]),
         "steps": int(trainer.global_step),
         "epoch_time_s": float(np.mean(timer.times)) if timer.times else None,
         "fit_time_s": round(fit_time, 1),
         "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)),
-        "parameters": count_parameters(module.model),
-        "model": cfg.model.name,
         "devices": int(trainer.world_size),
     }
     if not trainer.is_global_zero:
         return result
+    return _finish_fold(cfg, data, fold, fold_dir, dm.test_idx, probs, module.model, module.standardize, result)
+
+
+def _probe_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path) -> dict[str, Any]:
+    """``train.mode=probe``: a linear head on the cached embeddings of the training folds."""
+    folds = data.table.clips["fold"].to_numpy()
+    train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    model, probs, facts = probe_fold(cfg, data.embeddings, data.table.clips["target"].to_numpy(), folds,
+                                     train_idx, test_idx, len(data.table.class_names))
+    result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "n_train": int(len(train_idx)), "n_val": 0}
+    return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, None, result)
+
+
+def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path, test_idx: np.ndarray,
+                 probs: np.ndarray, model: torch.nn.Module, standardize: torch.nn.Module | None,
+                 facts: dict[str, Any]) -> dict[str, Any]:
+    """Write a tested fold: ``predictions.csv``, the bundle ``model.ckpt`` and ``metrics.json`` (last)."""
+    test = data.table.clips.iloc[test_idx].reset_index(drop=True)
+    audio = data.bundle_audio(cfg.audio)
+    result = {
+        "fold": fold,
+        **M.fold_metrics(test["target"].to_numpy(), probs.argmax(axis=1), len(data.table.class_names)),
+        **facts,
+        "parameters": count_parameters(model),
+        "model": cfg.model.name,
+        "data_sample_rate": data.data_rate,
+        "band_rate": audio.band_rate,
+    }
+    fold_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(fold_dir / "predictions.csv", test, probs, data.table.class_names)
-    save_bundle(fold_dir / "model.ckpt", module.model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
-                cfg.audio, cfg.features, module.standardize, metrics=result)
+    save_bundle(fold_dir / "model.ckpt", model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
+                audio, cfg.features, standardize, metrics=result)
     (fold_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
 

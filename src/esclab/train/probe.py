@@ -1,0 +1,157 @@
+"""Linear probe: a frozen pretrained network embeds every clip once; each fold fits a linear head.
+
+The head is scikit-learn's multinomial logistic regression on standardised embeddings, with its
+regularisation ``train.probe_c`` fixed in the config (nothing is chosen on a test fold). Standardising
+then a linear map is itself a linear map, so the fitted pipeline folds exactly into the model's linear
+head: each fold's bundle is the whole network (front end, frozen body, that head), and ``predict``,
+``serve``, ``export`` and the report use a probe run like any other. The test fold is scored through
+that folded head, so the bundle reproduces ``predictions.csv``.
+
+Embeddings are cached on disk like features: the key covers the feature cache key, the model and its
+options, the weights' sha256 and the clips (``CACHE/embeddings/<key>.npz``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from esclab.config import ExperimentConfig
+from esclab.features.cache import cache_key
+from esclab.models import EscModel, create_model
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 32
+
+
+def linear_head_of(pipeline: Pipeline) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight (C, D), bias (C,))`` of ``StandardScaler -> LogisticRegression`` as one linear map.
+
+    ``W ((x - mean) / scale) + b = (W / scale) x + (b - W mean / scale)``; softmax of it is the
+    pipeline's ``predict_proba`` (multinomial).
+    """
+    scaler, logistic = pipeline[0], pipeline[-1]
+    weight = logistic.coef_ / scaler.scale_
+    bias = logistic.intercept_ - weight @ scaler.mean_
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def fit_probe(embeddings: np.ndarray, targets: np.ndarray, c: float, seed: int,
+              c_grid: list[float] | None = None, groups: np.ndarray | None = None) -> Pipeline:
+    """Standardised multinomial logistic regression on ``(N, D)`` embeddings (lbfgs, L2 strength ``1/C``).
+
+    Args:
+        embeddings: ``(N, D)`` training embeddings.
+        targets: ``(N,)`` class indices.
+        c: the inverse regularisation strength when ``c_grid`` is empty.
+        seed: the solver's seed.
+        c_grid: candidate values of ``C``, chosen by cross-validation inside the training data:
+            leave one group out when ``groups`` has at least 3 distinct values (the training folds,
+            which ESC-50 keeps apart by source recording), else 4-fold stratified.
+        groups: ``(N,)`` group of each training clip.
+    """
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+    if not c_grid:
+        return pipeline.fit(embeddings, targets)
+    use_groups = groups is not None and len(np.unique(groups)) >= 3
+    search = GridSearchCV(pipeline, {"logisticregression__C": list(c_grid)},
+                          cv=LeaveOneGroupOut() if use_groups else StratifiedKFold(4, shuffle=True, random_state=seed))
+    search.fit(embeddings, targets, groups=groups if use_groups else None)
+    return search.best_estimator_
+
+
+def embed(model: EscModel, specs: np.ndarray, progress: bool = False) -> np.ndarray:
+    """``(N, M, T)`` spectrograms -> ``(N, D)`` embeddings from ``model.forward_features`` (eval, fp32)."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(specs), EMBED_BATCH), desc="embeddings", disable=not progress, leave=False):
+            batch = torch.as_tensor(specs[start:start + EMBED_BATCH], dtype=torch.float32).unsqueeze(1)
+            out.append(model.forward_features(batch).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.num_features), np.float32)
+
+
+def weights_fingerprint(spec: str | None) -> str:
+    """The sha256 of the pretrained weights ``spec`` names (the spec itself for hub names)."""
+    from esclab.weights import resolve_weights, sha256_file
+
+    if not spec:
+        return "random-init"
+    if spec.startswith("efficientat:"):
+        return resolve_weights(spec).sha256
+    path = Path(spec).expanduser()
+    return sha256_file(path) if path.is_file() else spec
+
+
+def embedding_key(cfg: ExperimentConfig, clip_ids: list[str], file_ids: list[str]) -> str:
+    """Hash of everything an embedding depends on: front end, model, options, weights, clips."""
+    blob = json.dumps({"features": cache_key(cfg.audio, cfg.features), "model": cfg.model.name,
+                       "kwargs": cfg.model.kwargs, "weights": weights_fingerprint(cfg.model.pretrained),
+                       "clips": [f"{c}-{f}" for c, f in zip(clip_ids, file_ids, strict=True)]},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def probe_model(cfg: ExperimentConfig, num_classes: int) -> EscModel:
+    """The run's network with its pretrained body and a linear head (``model.kwargs.head: linear``)."""
+    return create_model(cfg.model.name, num_classes=num_classes, pretrained=cfg.model.pretrained,
+                        **cfg.model.kwargs)
+
+
+def load_embeddings(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str], file_ids: list[str],
+                    num_classes: int, progress: bool = True) -> np.ndarray:
+    """``(N, D)`` embeddings of the run's clips, from the cache or computed (and cached) once."""
+    folder = Path(cfg.features.cache_dir).expanduser().parent / "embeddings"
+    path = folder / f"{embedding_key(cfg, clip_ids, file_ids)}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                if list(cached["clip_ids"]) == list(clip_ids):
+                    return cached["embeddings"]
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("corrupt embedding cache %s (%s): rebuilding it", path, err)
+    start = time.perf_counter()
+    embeddings = embed(probe_model(cfg, num_classes), specs, progress=progress)
+    log.info("embedded %d clips in %.1f s", len(embeddings), time.perf_counter() - start)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, embeddings=embeddings, clip_ids=np.asarray(clip_ids))
+    tmp.replace(path)
+    return embeddings
+
+
+def probe_fold(cfg: ExperimentConfig, embeddings: np.ndarray, targets: np.ndarray, groups: np.ndarray,
+               train_idx: np.ndarray, test_idx: np.ndarray,
+               num_classes: int) -> tuple[EscModel, np.ndarray, dict[str, Any]]:
+    """Fit the head on ``train_idx`` (``groups``: for choosing C); return the model, test probabilities, facts."""
+    start = time.perf_counter()
+    pipeline = fit_probe(embeddings[train_idx], targets[train_idx], cfg.train.probe_c, cfg.train.seed,
+                         cfg.train.probe_c_grid, groups[train_idx])
+    fit_time = time.perf_counter() - start
+    weight, bias = linear_head_of(pipeline)
+    model = probe_model(cfg, num_classes)
+    head = model.classifier[-1] if hasattr(model, "classifier") else None
+    if not isinstance(head, torch.nn.Linear) or tuple(head.weight.shape) != weight.shape:
+        raise ValueError(f"train.mode=probe needs a model whose head is one Linear on the embedding "
+                         f"(model.kwargs.head: linear); {cfg.model.name} has {type(head).__name__}")
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+        logits = model.forward_head(torch.from_numpy(embeddings[test_idx]).float())
+    probs = torch.softmax(logits, dim=1).numpy()
+    facts = {"fit_time_s": round(fit_time, 2), "probe_iterations": int(np.max(pipeline[-1].n_iter_)),
+             "probe_c": float(pipeline[-1].C)}
+    return model.eval(), probs, facts

@@ -1,0 +1,138 @@
+"""EfficientAT's mn04 through cross-validation on the tiny real fixture (9 ESC-50 clips, folds 1-3):
+the linear probe (cached embeddings, bundles that reproduce their predictions, ONNX parity of the
+waveform graph) and one epoch of fine-tuning (no validation split: the last epoch is tested)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch.hub
+
+from esclab import weights
+from esclab.audio import native_rate, pad_or_trim
+from esclab.config import ExperimentConfig, load_config
+from esclab.export import export_bundle
+from esclab.inference.predictor import Predictor
+from esclab.train import probe
+from esclab.train.bundle import load_bundle
+from esclab.train.cv import run_cv
+from tests.conftest import DATA
+
+SHARED_MN04 = Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / "mn04_as_mAP_432.pt"
+MINI = DATA / "esc50_mini"
+FOLDS = (1, 2, 3)
+
+pytestmark = pytest.mark.skipif(not SHARED_MN04.is_file(),
+                                reason=f"shared weight file {SHARED_MN04} is not on this disk")
+
+
+def tiny(experiment: str, tmp: Path, *extra: str) -> ExperimentConfig:
+    return load_config(f"configs/experiment/{experiment}.yaml",
+                       [f"data.root={MINI}", "data.download=false", f"features.cache_dir={tmp / 'cache'}",
+                        "train.progress_bar=false", "train.batch_size=4", *extra])
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The shared weights only: an empty user cache, no ``$ESCLAB_WEIGHTS``, no download."""
+
+    def no_network(url: str, *args, **kwargs) -> None:
+        raise AssertionError(f"a test tried to download {url}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch")))
+        mp.delenv(weights.ENV_VAR, raising=False)
+        mp.setattr(torch.hub, "download_url_to_file", no_network)
+        yield
+
+
+@dataclass
+class ProbeRun:
+    tmp: Path
+    cfg: ExperimentConfig
+    out: Path
+
+
+@pytest.fixture(scope="module")
+def probe_run(offline, tmp_path_factory: pytest.TempPathFactory) -> ProbeRun:
+    tmp = tmp_path_factory.mktemp("probe")
+    cfg = tiny("mn04_probe", tmp, "data.folds=[1,2,3]")
+    run_cv(cfg, tmp / "run", progress=False, report=False)
+    return ProbeRun(tmp, cfg, tmp / "run")
+
+
+def test_probe_writes_every_fold(probe_run: ProbeRun):
+    assert probe_run.cfg.train.mode == "probe" and probe_run.cfg.model.kwargs["head"] == "linear"
+    for fold in FOLDS:
+        fold_dir = probe_run.out / f"fold_{fold}"
+        metrics = json.loads((fold_dir / "metrics.json").read_text())
+        assert metrics["checkpoint_rule"] == "linear probe (no epochs)"
+        assert metrics["n_train"] == 6 and metrics["n_test"] == 3 and metrics["probe_c"] == 1.0
+        assert metrics["model"] == "mn04" and metrics["data_sample_rate"] == 22050
+        assert (fold_dir / "model.ckpt").is_file()
+        predictions = pd.read_csv(fold_dir / "predictions.csv")
+        assert len(predictions) == 3 and set(predictions["fold"]) == {fold}
+    assert (probe_run.out / "summary.json").is_file()
+
+
+def test_probe_bundle_reproduces_its_predictions_from_the_files(probe_run: ProbeRun):
+    for fold in FOLDS:
+        fold_dir = probe_run.out / f"fold_{fold}"
+        predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
+        predictions = pd.read_csv(fold_dir / "predictions.csv")
+        clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
+        expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
+        np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+
+
+def test_probe_bundle_records_the_data_band(probe_run: ProbeRun):
+    bundle = load_bundle(probe_run.out / "fold_1" / "model.ckpt")
+    rate = native_rate(next((MINI / "audio").glob("*.ogg")))
+    assert rate == 22050 < bundle.audio.sample_rate == 32000
+    assert bundle.audio.band_rate == rate
+    assert bundle.features.kind == "kaldi_logmel" and bundle.model_kwargs["head"] == "linear"
+
+
+def test_second_probe_run_reuses_the_embedding_cache(probe_run: ProbeRun, monkeypatch):
+    (cached,) = (probe_run.tmp / "embeddings").glob("*.npz")
+    mtime = cached.stat().st_mtime_ns
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("the second run embedded the clips again instead of reading the cache")
+
+    monkeypatch.setattr(probe, "embed", no_embedding)
+    result = run_cv(probe_run.cfg, probe_run.tmp / "run2", progress=False, report=False)
+    assert cached.stat().st_mtime_ns == mtime
+    assert list((probe_run.tmp / "embeddings").glob("*.npz")) == [cached]
+    first = json.loads((probe_run.out / "summary.json").read_text())
+    assert result.summary["accuracy_mean"] == pytest.approx(first["accuracy_mean"])
+
+
+@pytest.mark.slow  # the torch.export-based ONNX exporter takes ~30 s on 2 busy cores
+def test_onnx_waveform_export_matches_pytorch(probe_run: ProbeRun, tmp_path):
+    """Front-end parity of the exported ONNX: pre-emphasis, STFT and Kaldi mels inside the graph."""
+    bundle = load_bundle(probe_run.out / "fold_1" / "model.ckpt")
+    result = export_bundle(bundle, tmp_path / "mn04_probe.onnx", "onnx", waveform=True)
+    assert result.path.is_file() and result.input_name == "waveform"
+    assert result.input_shape == (2, 160000)
+    assert result.max_abs_diff <= 1e-3
+
+
+# The recipe's bf16 autocast is ~5x slower than fp32 on a CPU without bf16 units; the rule does not depend on it.
+@pytest.mark.parametrize("precision", ["32", pytest.param("bf16-mixed", marks=pytest.mark.slow)])
+def test_finetune_one_epoch_tests_the_last_epoch(offline, tmp_path, precision):
+    cfg = tiny("mn04_finetune", tmp_path, "data.folds=[3]", "train.max_epochs=1", "augment.bank_size=1",
+               f"train.precision={precision}")
+    assert cfg.data.val_fraction == 0.0 and cfg.model.pretrained == "efficientat:mn04_as"
+    run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    metrics = json.loads((tmp_path / "run" / "fold_3" / "metrics.json").read_text())
+    assert metrics["checkpoint_rule"] == "last epoch" and metrics["tested_epoch"] == 1
+    assert metrics["n_val"] == 0 and metrics["n_train"] == 6 and metrics["n_test"] == 3
+    assert metrics["band_rate"] == 22050
+    assert load_bundle(tmp_path / "run" / "fold_3" / "model.ckpt").audio.band_rate == 22050
