@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from esclab.audio import AudioDecodeError, load_audio, pad_or_trim
+from esclab.audio import AudioDecodeError, load_audio, native_rate, pad_or_trim, resample
 from tests.conftest import tone
 
 
@@ -96,3 +96,48 @@ def test_truncated_ogg_of_real_clip_is_an_error_not_a_crash(tmp_path, esc50_mini
     bad.write_bytes(src[:200])
     with pytest.raises(AudioDecodeError):
         load_audio(bad)
+
+
+def band_energy(wave: np.ndarray, sr: int, lo: float, hi: float) -> float:
+    spectrum = np.abs(np.fft.rfft(wave)) ** 2
+    freqs = np.fft.rfftfreq(len(wave), 1 / sr)
+    return float(spectrum[(freqs >= lo) & (freqs <= hi)].sum())
+
+
+def test_band_rate_removes_what_the_band_never_held():
+    # 44.1 kHz -> 32 kHz keeps a 14 kHz tone (under 16 kHz); through a 22.05 kHz band it must go (over 11 kHz).
+    high, low = tone(14000, 1.0, 44100), tone(1000, 1.0, 44100)
+    plain = resample(high, 44100, 32000)
+    banded = resample(high, 44100, 32000, band_rate=22050)
+    assert len(banded) == len(plain) == 32000
+    assert band_energy(plain, 32000, 13900, 14100) > 0.5 * float(np.sum(np.abs(np.fft.rfft(plain)) ** 2))
+    assert np.sum(banded ** 2) < 1e-3 * np.sum(plain ** 2)
+    kept = resample(low, 44100, 32000, band_rate=22050)
+    assert np.sum(kept[1000:-1000] ** 2) == pytest.approx(np.sum(plain[1000:-1000] ** 2), rel=0.02)
+    assert band_energy(kept, 32000, 990, 1010) > 0.99 * float(np.sum(np.abs(np.fft.rfft(kept)) ** 2))
+
+
+def test_band_rate_at_or_above_the_file_rate_changes_nothing():
+    wave = tone(1000, 0.5, 22050)
+    np.testing.assert_array_equal(resample(wave, 22050, 32000, band_rate=22050), resample(wave, 22050, 32000))
+    np.testing.assert_array_equal(resample(wave, 22050, 32000, band_rate=44100), resample(wave, 22050, 32000))
+
+
+def test_load_audio_applies_the_band_rate(tmp_path):
+    path = tmp_path / "hi.wav"
+    sf.write(path, tone(14000, 1.0, 44100) + tone(1000, 1.0, 44100), 44100, subtype="FLOAT")
+    wave = load_audio(path, 32000, band_rate=22050)
+    assert band_energy(wave, 32000, 13000, 15000) < 1e-3 * band_energy(wave, 32000, 900, 1100)
+
+
+def test_native_rate_reads_the_header(tmp_path, esc50_mini):
+    path = tmp_path / "x.flac"
+    sf.write(path, tone(440, 0.1, 44100), 44100)
+    assert native_rate(path) == 44100
+    assert native_rate(next((esc50_mini / "audio").glob("*.ogg"))) == 22050
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is a text file, not audio\n" * 20)
+    with pytest.raises(AudioDecodeError, match="bad.wav"):
+        native_rate(bad)
+    with pytest.raises(AudioDecodeError, match="absent.wav"):
+        native_rate(tmp_path / "absent.wav")
