@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from esclab.bundle import load_bundle
 from esclab.config import load_config_file
 from esclab.data import load_dataset
 from esclab.evaluate.tta import tta_probabilities
 from esclab.features.cache import FeatureCache
-from esclab.train.bundle import load_bundle
 
 
 def fold_accuracy(bundle_path: Path, specs: torch.Tensor, target: np.ndarray, n_views: int,

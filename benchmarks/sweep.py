@@ -70,7 +70,7 @@ def main() -> None:
         name, config, items = parse_variant(text, args.config)
         overrides = [f"data.root={args.data}", f"data.folds=[{args.folds}]", "train.progress_bar=false",
                      *args.overrides, *items]
-        result = run_cv(load_config(config, overrides), out / name, progress=False, report=args.report)
+        result = run_cv(load_config(config, overrides), out / name, progress=False)
         folds = result.summary["folds"]
         rows.append({
             "variant": name, "config": config, "overrides": items, "folds": args.folds,

@@ -62,20 +62,34 @@ def load_experiment(args: argparse.Namespace):
 def cmd_cv(args: argparse.Namespace) -> int:
     from esclab.train.cv import run_cv
 
-    result = run_cv(load_experiment(args), args.out, report=not args.no_report,
-                    robustness_clips=args.robustness_clips or None)
+    result = run_cv(load_experiment(args), args.out)
     s = result.summary
     if not s:  # a non-zero DDP rank: rank 0 reports
         return 0
     print(f"{s['name']}: accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
           f"over folds {list(s['folds'])}, macro-F1 {100 * s['macro_f1_mean']:.1f} %, skipped {s['skipped']} "
           f"clip(s); results in {result.out_dir}")
+    if not args.no_report:
+        _build_report_after_run(result.out_dir, args.robustness_clips or None)
     return 0
+
+
+def _build_report_after_run(run_dir, robustness_clips: int | None) -> None:
+    """The run's HTML report; a failure is logged and never loses the trained folds."""
+    from esclab.evaluate.report import ReportOptions, build_report
+
+    try:
+        report = build_report(run_dir, options=ReportOptions(robustness_clips=robustness_clips))
+    except Exception:  # the results are on disk; the report can be rebuilt with `esclab report`
+        logging.getLogger("esclab").exception("the report failed; the run's results are saved, rebuild it "
+                                              "with: esclab report %s", run_dir)
+        return
+    print(f"report: {report.html}")
 
 
 @command("features", "build the log-mel cache for a dataset", _experiment_args)
 def cmd_features(args: argparse.Namespace) -> int:
-    from esclab.train.cv import prepare_data
+    from esclab.data.prepare import prepare_data
 
     cfg = load_experiment(args)
     data = prepare_data(cfg, check_folds=False)
@@ -214,8 +228,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 @command("report", "rebuild a run's self-contained HTML report and report.json, without retraining", _report_args)
 def cmd_report(args: argparse.Namespace) -> int:
+    from esclab.bundle import BundleError
     from esclab.evaluate.report import ReportOptions, build_report
-    from esclab.train.bundle import BundleError
 
     try:
         result = build_report(args.run_dir, args.out, ReportOptions(
@@ -261,11 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; known errors print one clear line and exit 2 (``-v``: traceback)."""
+    from esclab.bundle import BundleError
     from esclab.config import ConfigError
     from esclab.data import DatasetNotFoundError
     from esclab.export import ExportError
     from esclab.inference import WindowError
-    from esclab.train.bundle import BundleError
     from esclab.train.cv import RunConflictError
     from esclab.weights import WeightsError
 

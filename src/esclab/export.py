@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from esclab.train.bundle import Bundle
+from esclab.bundle import Bundle
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}

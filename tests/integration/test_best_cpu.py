@@ -24,7 +24,7 @@ def test_recipe_trains_on_all_training_clips_and_tests(tone_dataset, tmp_path):
                       [*TINY_CONFORMER, f"data.csv={tone_dataset}", f"features.cache_dir={tmp_path / 'cache'}",
                        "data.folds=[1]"])
     assert cfg.data.val_fraction == 0.0 and cfg.train.lr_schedule == "onecycle" and cfg.augment.bank_size == 4
-    result = run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    result = run_cv(cfg, tmp_path / "run", progress=False)
     metrics = json.loads((tmp_path / "run" / "fold_1" / "metrics.json").read_text())
     assert metrics["n_val"] == 0 and metrics["n_train"] > 0 and metrics["n_test"] > 0
     assert metrics["model"] == "conformer" and metrics["epochs"] == 3

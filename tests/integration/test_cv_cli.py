@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
+from esclab.bundle import load_bundle
 from esclab.cli import main
 from esclab.config import load_config
-from esclab.train.bundle import load_bundle
 from esclab.train.cv import run_cv
 
 EXPERIMENT = "configs/experiment/paper_cnn.yaml"

@@ -16,11 +16,11 @@ import torch.hub
 
 from esclab import weights
 from esclab.audio import native_rate, pad_or_trim
+from esclab.bundle import load_bundle
 from esclab.config import ExperimentConfig, load_config
 from esclab.export import export_bundle
 from esclab.inference.predictor import Predictor
 from esclab.train import probe
-from esclab.train.bundle import load_bundle
 from esclab.train.cv import run_cv
 from tests.conftest import DATA
 
@@ -63,7 +63,7 @@ class ProbeRun:
 def probe_run(offline, tmp_path_factory: pytest.TempPathFactory) -> ProbeRun:
     tmp = tmp_path_factory.mktemp("probe")
     cfg = tiny("mn04_probe", tmp, "data.folds=[1,2,3]")
-    run_cv(cfg, tmp / "run", progress=False, report=False)
+    run_cv(cfg, tmp / "run", progress=False)
     return ProbeRun(tmp, cfg, tmp / "run")
 
 
@@ -107,7 +107,7 @@ def test_second_probe_run_reuses_the_embedding_cache(probe_run: ProbeRun, monkey
         raise AssertionError("the second run embedded the clips again instead of reading the cache")
 
     monkeypatch.setattr(probe, "embed", no_embedding)
-    result = run_cv(probe_run.cfg, probe_run.tmp / "run2", progress=False, report=False)
+    result = run_cv(probe_run.cfg, probe_run.tmp / "run2", progress=False)
     assert cached.stat().st_mtime_ns == mtime
     assert list((probe_run.tmp / "embeddings").glob("*.npz")) == [cached]
     first = json.loads((probe_run.out / "summary.json").read_text())
@@ -130,7 +130,7 @@ def test_finetune_one_epoch_tests_the_last_epoch(offline, tmp_path, precision):
     cfg = tiny("mn04_finetune", tmp_path, "data.folds=[3]", "train.max_epochs=1", "augment.bank_size=1",
                f"train.precision={precision}")
     assert cfg.data.val_fraction == 0.0 and cfg.model.pretrained == "efficientat:mn04_as"
-    run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    run_cv(cfg, tmp_path / "run", progress=False)
     metrics = json.loads((tmp_path / "run" / "fold_3" / "metrics.json").read_text())
     assert metrics["checkpoint_rule"] == "last epoch" and metrics["tested_epoch"] == 1
     assert metrics["n_val"] == 0 and metrics["n_train"] == 6 and metrics["n_test"] == 3

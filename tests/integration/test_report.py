@@ -11,6 +11,7 @@ import pytest
 
 from esclab.cli import main
 from esclab.config import load_config
+from esclab.evaluate.report import build_report
 from esclab.train.cv import run_cv
 from tests.conftest import TINY_OVERRIDES, write_tone_dataset
 
@@ -22,7 +23,9 @@ def make_tiny_run(root: Path, name: str, *overrides: str) -> Path:
         write_tone_dataset(root / "tones")
     cfg = load_config("configs/experiment/paper_cnn.yaml",
                       [*TINY_OVERRIDES, f"data.csv={csv}", f"features.cache_dir={root / 'cache'}", *overrides])
-    return run_cv(cfg, root / name, progress=False).out_dir
+    out = run_cv(cfg, root / name, progress=False).out_dir
+    build_report(out)
+    return out
 
 
 class PageParser(HTMLParser):

@@ -16,7 +16,7 @@ def test_budget_that_ends_in_the_first_epoch_still_tests_and_reports(tiny_overri
     cfg = load_config("configs/experiment/paper_cnn.yaml",
                       [*tiny_overrides, "data.folds=[1]", "train.max_epochs=50", "train.batch_size=1",
                        "train.max_time_min=0.000001"])
-    result = run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    result = run_cv(cfg, tmp_path / "run", progress=False)
     metrics = json.loads((tmp_path / "run" / "fold_1" / "metrics.json").read_text())
     assert 1 <= metrics["steps"] < metrics["n_train"]  # stopped inside the first epoch
     assert metrics["n_test"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
@@ -27,10 +27,10 @@ def test_budget_that_ends_in_the_first_epoch_still_tests_and_reports(tiny_overri
 def test_budget_stops_before_max_epochs(tiny_overrides, tmp_path):
     unlimited = load_config("configs/experiment/paper_cnn.yaml",
                             [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3"])
-    run_cv(unlimited, tmp_path / "full", progress=False, report=False)
+    run_cv(unlimited, tmp_path / "full", progress=False)
     capped = load_config("configs/experiment/paper_cnn.yaml",
                          [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3", "train.max_time_min=0.000001"])
-    run_cv(capped, tmp_path / "capped", progress=False, report=False)
+    run_cv(capped, tmp_path / "capped", progress=False)
     steps = [json.loads((tmp_path / name / "fold_1" / "metrics.json").read_text())["steps"]
              for name in ("full", "capped")]
     assert steps[1] < steps[0]
@@ -39,7 +39,7 @@ def test_budget_stops_before_max_epochs(tiny_overrides, tmp_path):
 def test_simple_profiler_writes_where_the_time_went(tiny_overrides, tmp_path):
     cfg = load_config("configs/experiment/paper_cnn.yaml",
                       [*tiny_overrides, "data.folds=[1]", "train.max_epochs=1", "train.profiler=simple"])
-    run_cv(cfg, tmp_path / "run", progress=False, report=False)
+    run_cv(cfg, tmp_path / "run", progress=False)
     text = (tmp_path / "run" / "fold_1" / "fit-profile.txt").read_text()
     assert "run_training_batch" in text and "train_dataloader_next" in text
 
@@ -49,7 +49,7 @@ def test_test_time_views_change_the_scores_of_the_same_model(tiny_overrides, tmp
     for views in (1, 3):
         cfg = load_config("configs/experiment/paper_cnn.yaml",
                           [*tiny_overrides, "data.folds=[1]", "train.max_epochs=2", f"augment.tta_views={views}"])
-        run_cv(cfg, tmp_path / f"views_{views}", progress=False, report=False)
+        run_cv(cfg, tmp_path / f"views_{views}", progress=False)
         frame = pd.read_csv(tmp_path / f"views_{views}" / "fold_1" / "predictions.csv")
         probs[views] = frame.filter(regex=r"^p_\d+$").to_numpy()
     # Same seed, same weights: only the averaging over time-shifted views differs.

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from esclab.bundle import load_bundle, save_bundle
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.evaluate.robustness import count_correct, robustness_counts
 from esclab.models import create_model
-from esclab.train.bundle import load_bundle, save_bundle
 from tests.conftest import tone
 
 

@@ -11,9 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from esclab.bundle import Bundle, load_bundle
 from esclab.cli import main
 from esclab.export import export_bundle
-from esclab.train.bundle import Bundle, load_bundle
 from tests.conftest import tone
 from tests.unit.test_inference import write_tiny_bundle
 

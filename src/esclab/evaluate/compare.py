@@ -20,7 +20,7 @@ from esclab import __version__
 from esclab.evaluate import metrics as M
 from esclab.evaluate.page import Figures, Section, render, table_from_frame, write_json
 from esclab.evaluate.plots import grouped_bar_figure, value_grid_figure
-from esclab.evaluate.run import Run, load_run
+from esclab.runs import Run, load_run
 
 CAVEAT = ("Caveat: with n = 5 folds or fewer these tests have little power. A two-sided Wilcoxon signed-rank "
           "test on 5 pairs cannot give p below 0.0625, and the folds are not independent samples (each model's "

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from esclab.bundle import Bundle
 from esclab.evaluate.clips import load_clips
 from esclab.evaluate.heatmaps import explain
 from esclab.evaluate.plots import SpectrogramPanel, spectrogram_figure, to_data_uri
-from esclab.train.bundle import Bundle
 
 
 def worst_mistakes(predictions: pd.DataFrame, limit: int | None) -> pd.DataFrame:

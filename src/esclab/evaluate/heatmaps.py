@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from esclab.bundle import Bundle
 from esclab.models import EscModel
-from esclab.train.bundle import Bundle
 
 
 def gradcam(model: EscModel, layer: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

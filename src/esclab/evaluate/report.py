@@ -31,7 +31,7 @@ from esclab.evaluate.plots import (
     spectrogram_figure,
 )
 from esclab.evaluate.robustness import RATES, SNRS_DB, robustness_counts, snr_label
-from esclab.evaluate.run import Run, load_run
+from esclab.runs import Run, load_run
 
 SCORE_FORMATS = {"precision": ".3f", "recall": ".3f", "f1": ".3f", "accuracy": ".3f", "macro_f1": ".3f",
                  "ratio": ".2f", "p_value": ".2g", "share": ".2f", "fit_time_s": ".1f"}
@@ -77,7 +77,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
 
     Raises:
         FileNotFoundError: ``run_dir`` is not a finished run.
-        esclab.train.bundle.BundleError: a fold's ``model.ckpt`` is missing or unreadable.
+        esclab.bundle.BundleError: a fold's ``model.ckpt`` is missing or unreadable.
     """
     options = options or ReportOptions()
     run = load_run(run_dir)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from esclab.augment import AddWhiteNoise, TimeStretch, Transform
-from esclab.train.bundle import Bundle
+from esclab.bundle import Bundle
 
 SNRS_DB: tuple[float, ...] = (math.inf, 20.0, 10.0, 5.0, 0.0)
 RATES: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)

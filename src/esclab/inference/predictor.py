@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from esclab.audio import load_audio, pad_or_trim, resample
+from esclab.bundle import Bundle, load_bundle
 from esclab.features.frontend import build_frontend
-from esclab.inference.checkpoint import resolve_checkpoint
 from esclab.inference.results import ClassScore, Prediction, Window
 from esclab.inference.windows import WindowError, merge_segments, window_starts
-from esclab.train.bundle import Bundle, load_bundle
+from esclab.runs import resolve_checkpoint
 
 BATCH_SIZE = 32
 

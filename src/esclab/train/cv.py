@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,16 +23,16 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
 
-from esclab.audio import native_rate
-from esclab.config import AudioConfig, ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
-from esclab.data import ClipTable, load_dataset
+from esclab.bundle import save_bundle
+from esclab.config import ExperimentConfig, load_config_file, save_config, to_dict
+from esclab.data import ClipTable
 from esclab.data.datamodule import FoldDataModule
+from esclab.data.prepare import PreparedData, prepare_data
 from esclab.evaluate import metrics as M
 from esclab.evaluate.plots import confusion_figure, save
 from esclab.evaluate.tta import tta_probabilities
-from esclab.features.bank import load_bank
-from esclab.features.cache import FeatureCache, file_id
-from esclab.train.bundle import save_bundle
+from esclab.features.cache import file_id
+from esclab.runs import FoldDir, RunDir, write_json, write_predictions
 from esclab.train.callbacks import EpochTimer
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.probe import load_embeddings, probe_fold
@@ -57,96 +57,43 @@ class CVResult:
         return self.summary["accuracy_mean"]
 
 
-@dataclass
-class PreparedData:
-    """The clips of a run, their spectrograms (and bank variants or probe embeddings), and their audio rate.
-
-    ``data_rate``: the lowest rate the clips are stored at; bundles record it as ``audio.band_rate``
-    when it is below the model's rate, so prediction sees the band training saw.
-    """
-
-    table: ClipTable
-    specs: np.ndarray
-    bank: np.ndarray | None
-    data_rate: int | None = None
-    embeddings: np.ndarray | None = None
-
-    def bundle_audio(self, audio: AudioConfig) -> AudioConfig:
-        """``audio`` with ``band_rate`` set to the data's rate when the data hold less band than the model reads."""
-        if audio.band_rate is None and self.data_rate is not None and self.data_rate < audio.sample_rate:
-            return replace(audio, band_rate=self.data_rate)
-        return audio
-
-
 def default_run_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir) / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool = True) -> PreparedData:
-    """Load the clip table and its cached log-mels; unreadable clips move to ``table.skipped``.
-
-    With ``check_folds``, every fold in ``cfg.data.folds`` must exist in the dataset.
-    """
-    table = load_dataset(cfg.data, seed=cfg.train.seed)
-    missing = sorted(set(cfg.data.folds) - set(table.folds()))
-    if check_folds and missing:
-        raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
-                          f"choose with --folds")
-    cache = FeatureCache(cfg.audio, cfg.features)
-    specs, bad = cache.load(table.clips["path"].tolist(), table.clips["clip_id"].tolist(), progress=progress)
-    table = table.without(bad)
-    bank = load_bank(cfg, table, progress=progress)
-    paths = table.clips["path"].tolist()
-    data_rate = min((native_rate(p) for p in paths), default=None)
-    embeddings = None
-    if cfg.train.mode == "probe":
-        embeddings = load_embeddings(cfg, specs, table.clips["clip_id"].tolist(), [file_id(p) for p in paths],
-                                     len(table.class_names), progress=progress)
-    return PreparedData(table, specs, bank, data_rate, embeddings)
-
-
-def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True,
-           report: bool = True, robustness_clips: int | None = 100) -> CVResult:
-    """Cross-validate ``cfg`` over ``cfg.data.folds``; resumable.
+def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> CVResult:
+    """Cross-validate ``cfg`` over ``cfg.data.folds``; resumable. The report is built apart
+    (:func:`esclab.evaluate.report.build_report`), as ``esclab cv`` does after this returns.
 
     Args:
         cfg: the resolved experiment.
         out_dir: run folder (default ``runs/NAME-TIME``); an existing one resumes.
         progress: show progress bars.
-        report: end with ``report.html`` / ``report.json`` (see :mod:`esclab.evaluate.report`).
-        robustness_clips: test clips per fold for the report's robustness curves (``None``: all).
     """
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
+    run = RunDir(out)
     _claim_run_dir(out, cfg)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     start = time.perf_counter()
     data = prepare_data(cfg, progress=progress)
+    if cfg.train.mode == "probe":
+        paths = data.table.clips["path"].tolist()
+        data.embeddings = load_embeddings(cfg, data.specs, data.table.clips["clip_id"].tolist(),
+                                          [file_id(p) for p in paths], len(data.table.class_names), progress=progress)
     _write_skipped(out, data.table.skipped)
     results = {}
     for fold in cfg.data.folds:
-        metrics_file = out / f"fold_{fold}" / "metrics.json"
-        if metrics_file.is_file():
-            log.info("fold %d already done: %s", fold, metrics_file)
-            results[fold] = json.loads(metrics_file.read_text())
+        fold_dir = run.fold(fold)
+        if fold_dir.is_done():
+            log.info("fold %d already done: %s", fold, fold_dir.metrics)
+            results[fold] = json.loads(fold_dir.metrics.read_text())
             continue
-        results[fold] = train_fold(cfg, data, fold, out / f"fold_{fold}", progress=progress)
+        results[fold] = train_fold(cfg, data, fold, fold_dir.path, progress=progress)
     if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
         return CVResult(out, results)
-    summary = summarize(out, cfg, data.table, results, time.perf_counter() - start)
-    if report:
-        write_report(out, robustness_clips)
+    summary = summarize(run, cfg, data.table, results, time.perf_counter() - start)
     return CVResult(out, results, summary)
-
-
-def write_report(out: Path, robustness_clips: int | None) -> None:
-    """Build the run's HTML report; a failure here is logged and never loses the trained folds."""
-    from esclab.evaluate.report import ReportOptions, build_report
-
-    try:
-        build_report(out, options=ReportOptions(robustness_clips=robustness_clips))
-    except Exception:  # the results are on disk; the report can be rebuilt with `esclab report`
-        log.exception("the report failed; the run's results are saved, rebuild it with: esclab report %s", out)
 
 
 def is_main_process() -> bool:
@@ -156,7 +103,7 @@ def is_main_process() -> bool:
 
 def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     """Create the run folder, or check that an existing one ran the same experiment."""
-    saved = out / "config.yaml"
+    saved = RunDir(out).config
     if saved.is_file():
         previous = to_dict(load_config_file(saved))
         current = to_dict(cfg)
@@ -176,7 +123,7 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
 def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
     if not is_main_process():
         return
-    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped_files.csv", index=False)
+    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(RunDir(out).skipped, index=False)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
 
@@ -194,20 +141,20 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
     # The tested checkpoint is fixed in advance: the best validation epoch, or the last epoch without a
     # validation split (no early stopping then: nothing but a held-out split may stop a recipe early).
     if has_val:
-        ckpt = ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="best", monitor=t.monitor, mode=mode,
+        ckpt = ModelCheckpoint(dirpath=FoldDir(fold_dir).checkpoints, filename="best", monitor=t.monitor, mode=mode,
                                save_last=True, save_top_k=1)
         callbacks = [ckpt, EarlyStopping(monitor=t.monitor, mode=mode, patience=t.early_stopping_patience)]
     else:
         # Kept every epoch (resumable); save_top_k=0 with save_last would write it only when training ends,
         # with the epoch counter already advanced past the last epoch.
-        callbacks = [ModelCheckpoint(dirpath=fold_dir / "checkpoints", filename="last", save_top_k=1,
+        callbacks = [ModelCheckpoint(dirpath=FoldDir(fold_dir).checkpoints, filename="last", save_top_k=1,
                                      enable_version_counter=False)]
     return L.Trainer(
         max_epochs=t.max_epochs, max_time=timedelta(minutes=t.max_time_min) if t.max_time_min else None,
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
         callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
-        logger=CSVLogger(fold_dir, name="logs", version=""), enable_progress_bar=t.progress_bar,
+        logger=CSVLogger(fold_dir, name=FoldDir(fold_dir).logs.name, version=""), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
         limit_val_batches=1.0 if has_val else 0, profiler=build_profiler(t.profiler, fold_dir),
@@ -233,7 +180,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
                               norm_mean=mean, norm_std=std)
     timer = EpochTimer()
     trainer = build_trainer(cfg, fold_dir, [timer], has_val=has_val)
-    last = fold_dir / "checkpoints" / "last.ckpt"
+    last = FoldDir(fold_dir).last_checkpoint
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     fit_time = time.perf_counter() - fit_start
@@ -284,11 +231,12 @@ def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir:
         "data_sample_rate": data.data_rate,
         "band_rate": audio.band_rate,
     }
+    files = FoldDir(fold_dir)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions(fold_dir / "predictions.csv", test, probs, data.table.class_names)
-    save_bundle(fold_dir / "model.ckpt", model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
+    write_predictions(files.predictions, test, probs, data.table.class_names)
+    save_bundle(files.bundle, model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
                 audio, cfg.features, standardize, metrics=result)
-    (fold_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(files.metrics, result)
     return result
 
 
@@ -298,28 +246,17 @@ def predict(module: ClassifierModule, dm: FoldDataModule, tta_views: int = 1) ->
     return torch.cat(out).numpy()
 
 
-def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_names: list[str]) -> None:
-    pred = probs.argmax(axis=1)
-    frame = test[["path", "clip_id", "fold", "target", "label"]].copy()
-    frame["pred"] = pred
-    frame["pred_label"] = [class_names[i] for i in pred]
-    frame["confidence"] = probs.max(axis=1)
-    prob_cols = pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])])
-    frame = pd.concat([frame, prob_cols], axis=1)
-    frame.to_csv(path, index=False, float_format="%.6g")
-
-
-def summarize(out: Path, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],
+def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],
               wall_time: float) -> dict[str, Any]:
     """Pool the folds' predictions: summary.json, confusion matrix (CSV, PNG), per-class report."""
     names = table.class_names
-    preds = pd.concat([pd.read_csv(out / f"fold_{k}" / "predictions.csv") for k in sorted(results)])
+    preds = pd.concat([pd.read_csv(run.fold(k).predictions) for k in sorted(results)])
     matrix = M.confusion(preds["target"].to_numpy(), preds["pred"].to_numpy(), len(names))
-    pd.DataFrame(matrix, index=names, columns=names).to_csv(out / "confusion_matrix.csv")
+    pd.DataFrame(matrix, index=names, columns=names).to_csv(run.confusion_csv)
     save(confusion_figure(matrix, names, title=f"{cfg.name}: pooled over folds {sorted(results)}"),
-         out / "confusion_matrix.png")
+         run.confusion_png)
     M.per_class_report(preds["target"].to_numpy(), preds["pred"].to_numpy(), names).to_csv(
-        out / "per_class_report.csv", index=False, float_format="%.4f")
+        run.per_class, index=False, float_format="%.4f")
     acc_mean, acc_std = M.mean_std([r["accuracy"] for r in results.values()])
     f1_mean, f1_std = M.mean_std([r["macro_f1"] for r in results.values()])
     epoch_times = [r["epoch_time_s"] for r in results.values() if r.get("epoch_time_s")]
@@ -333,5 +270,5 @@ def summarize(out: Path, cfg: ExperimentConfig, table: ClipTable, results: dict[
         "n_clips": len(table), "skipped": len(table.skipped), "class_names": names,
         "top_confusions": M.top_confusions(matrix, names).to_dict(orient="records"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(run.summary, summary)
     return summary

@@ -1,0 +1,61 @@
+"""Everything a run trains on, prepared once: the clip table, cached log-mels, the augmentation bank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from esclab.audio import native_rate
+from esclab.config import AudioConfig, ConfigError, ExperimentConfig
+from esclab.data import load_dataset
+from esclab.data.bank import load_bank
+from esclab.data.table import ClipTable
+from esclab.features.cache import FeatureCache
+
+
+@dataclass
+class PreparedData:
+    """The clips of a run, their spectrograms (and bank variants or probe embeddings), and their audio rate.
+
+    Attributes:
+        table: the usable clips (unreadable ones are in ``table.skipped``).
+        specs: ``(N, n_mels, frames)`` log-mels in table order.
+        bank: ``(K, N, n_mels, frames)`` augmented variants, or ``None``.
+        data_rate: the lowest rate the clips are stored at; bundles record it as ``audio.band_rate``
+            when it is below the model's rate, so prediction sees the band training saw.
+        embeddings: ``(N, D)`` frozen-network embeddings, set by a linear-probe run.
+    """
+
+    table: ClipTable
+    specs: np.ndarray
+    bank: np.ndarray | None
+    data_rate: int | None = None
+    embeddings: np.ndarray | None = None
+
+    def bundle_audio(self, audio: AudioConfig) -> AudioConfig:
+        """``audio`` with ``band_rate`` set to the data's rate when the data hold less band than the model reads."""
+        if audio.band_rate is None and self.data_rate is not None and self.data_rate < audio.sample_rate:
+            return replace(audio, band_rate=self.data_rate)
+        return audio
+
+
+def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool = True) -> PreparedData:
+    """Load the clip table, its cached log-mels and bank; unreadable clips move to ``table.skipped``.
+
+    With ``check_folds``, every fold in ``cfg.data.folds`` must exist in the dataset.
+
+    Raises:
+        ConfigError: a fold in ``cfg.data.folds`` that the dataset does not have.
+    """
+    table = load_dataset(cfg.data, seed=cfg.train.seed)
+    missing = sorted(set(cfg.data.folds) - set(table.folds()))
+    if check_folds and missing:
+        raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
+                          f"choose with --folds")
+    cache = FeatureCache(cfg.audio, cfg.features)
+    specs, bad = cache.load(table.clips["path"].tolist(), table.clips["clip_id"].tolist(), progress=progress)
+    table = table.without(bad)
+    bank = load_bank(cfg, table, progress=progress)
+    data_rate = min((native_rate(p) for p in table.clips["path"]), default=None)
+    return PreparedData(table, specs, bank, data_rate)
