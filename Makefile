@@ -3,7 +3,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/esc50
-CONFIG ?= configs/experiment/best_cpu.yaml
+CONFIG ?= configs/experiment/mn04_probe.yaml
 
 .PHONY: setup test test-all lint cv features bench clean
 
