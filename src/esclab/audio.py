@@ -39,6 +39,20 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int, band_rate: int | No
     return soxr.resample(wave, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
+def check_waveform(wave: np.ndarray) -> np.ndarray:
+    """``wave`` as a float32 mono ``(samples,)`` array.
+
+    Raises:
+        ValueError: not one-dimensional, empty, or holding NaN or infinite samples.
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1 or wave.size == 0:
+        raise ValueError(f"expected a non-empty mono (samples,) waveform, got shape {wave.shape}")
+    if not np.all(np.isfinite(wave)):
+        raise ValueError("waveform contains NaN or infinite samples")
+    return wave
+
+
 def native_rate(path: str | Path) -> int:
     """The sample rate a file is stored at (header only).
 

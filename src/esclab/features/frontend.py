@@ -9,6 +9,24 @@ from esclab.config import AudioConfig, FeatureConfig
 from esclab.features import functional as LF
 
 
+def _checked_window(n_fft: int, hop_length: int, win_length: int | None) -> int:
+    """The window length (``n_fft`` when ``None``) after checking ``0 < hop <= n_fft`` and ``win <= n_fft``."""
+    win_length = win_length or n_fft
+    if not 0 < hop_length <= n_fft or win_length > n_fft:
+        raise ValueError(f"need 0 < hop_length <= n_fft and win_length <= n_fft, got hop={hop_length}, "
+                         f"win={win_length}, n_fft={n_fft}")
+    return win_length
+
+
+def _as_batch(wave: torch.Tensor) -> torch.Tensor:
+    """``(samples,)`` or ``(batch, samples)`` -> float ``(batch, samples)``."""
+    if wave.ndim == 1:
+        wave = wave.unsqueeze(0)
+    if wave.ndim != 2:
+        raise ValueError(f"expected (batch, samples), got shape {tuple(wave.shape)}")
+    return wave.float()
+
+
 class LogMel(nn.Module):
     """Waveform ``(batch, samples)`` -> log-mel ``(batch, 1, n_mels, frames)`` in dB.
 
@@ -20,10 +38,7 @@ class LogMel(nn.Module):
                  win_length: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  top_db: float | None = 80.0, frames: int | None = None):
         super().__init__()
-        win_length = win_length or n_fft
-        if not 0 < hop_length <= n_fft or win_length > n_fft:
-            raise ValueError(f"need 0 < hop_length <= n_fft and win_length <= n_fft, got hop={hop_length}, "
-                             f"win={win_length}, n_fft={n_fft}")
+        win_length = _checked_window(n_fft, hop_length, win_length)
         self.n_fft, self.hop_length, self.top_db, self.frames = n_fft, hop_length, top_db, frames
         self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
         self.register_buffer("filterbank", LF.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
@@ -36,11 +51,7 @@ class LogMel(nn.Module):
                    fmax=features.fmax, top_db=features.top_db, frames=features.frames)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.ndim == 1:
-            wave = wave.unsqueeze(0)
-        if wave.ndim != 2:
-            raise ValueError(f"expected (batch, samples), got shape {tuple(wave.shape)}")
-        return LF.log_mel_spectrogram(wave.float(), self.window, self.filterbank, self.n_fft, self.hop_length,
+        return LF.log_mel_spectrogram(_as_batch(wave), self.window, self.filterbank, self.n_fft, self.hop_length,
                                       self.top_db, self.frames)
 
 
@@ -57,21 +68,14 @@ class KaldiLogMel(nn.Module):
                  win_length: int | None = 800, fmin: float = 0.0, fmax: float | None = 15000.0,
                  frames: int | None = None):
         super().__init__()
-        win_length = win_length or n_fft
-        if not 0 < hop_length <= n_fft or win_length > n_fft:
-            raise ValueError(f"need 0 < hop_length <= n_fft and win_length <= n_fft, got hop={hop_length}, "
-                             f"win={win_length}, n_fft={n_fft}")
+        win_length = _checked_window(n_fft, hop_length, win_length)
         self.n_fft, self.hop_length, self.frames = n_fft, hop_length, frames
         self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
         self.register_buffer("filterbank", LF.kaldi_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
                              persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.ndim == 1:
-            wave = wave.unsqueeze(0)
-        if wave.ndim != 2:
-            raise ValueError(f"expected (batch, samples), got shape {tuple(wave.shape)}")
-        return LF.kaldi_log_mel(wave.float(), self.window, self.filterbank, self.n_fft, self.hop_length,
+        return LF.kaldi_log_mel(_as_batch(wave), self.window, self.filterbank, self.n_fft, self.hop_length,
                                 frames=self.frames)
 
 

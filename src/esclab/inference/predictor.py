@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from esclab.audio import load_audio, pad_or_trim, resample
+from esclab.audio import check_waveform, load_audio, pad_or_trim, resample
 from esclab.bundle import Bundle, load_bundle
 from esclab.features.frontend import build_frontend
 from esclab.inference.results import ClassScore, Prediction, Window
@@ -100,12 +100,7 @@ class Predictor:
             return self._display_logmel(torch.from_numpy(wave))[0, 0].numpy()
 
     def _to_model_rate(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or wave.size == 0:
-            raise ValueError(f"expected a non-empty mono (samples,) waveform, got shape {wave.shape}")
-        if not np.all(np.isfinite(wave)):
-            raise ValueError("waveform contains NaN or infinite samples")
-        return resample(wave, sample_rate, self.sample_rate, self.bundle.audio.band_rate)
+        return resample(check_waveform(wave), sample_rate, self.sample_rate, self.bundle.audio.band_rate)
 
     def predict_wave(self, wave: np.ndarray, sample_rate: int, top_k: int = 3,
                      name: str = "<waveform>") -> Prediction:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from esclab.audio import AudioDecodeError, load_audio, pad_or_trim, resample
+from esclab.audio import AudioDecodeError, check_waveform, load_audio, pad_or_trim, resample
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
 from esclab.inference.batch import collect_audio_files
@@ -162,12 +162,7 @@ class Tagger:
         return int(round(window_s * SAMPLE_RATE)), max(1, int(round(hop_s * SAMPLE_RATE)))
 
     def _prepare(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or wave.size == 0:
-            raise ValueError(f"expected a non-empty mono (samples,) waveform, got shape {wave.shape}")
-        if not np.all(np.isfinite(wave)):
-            raise ValueError("waveform contains NaN or infinite samples")
-        wave = resample(wave, sample_rate, SAMPLE_RATE)
+        wave = resample(check_waveform(wave), sample_rate, SAMPLE_RATE)
         return pad_or_trim(wave, max(len(wave), FEATURES.n_fft))  # the STFT's reflect padding needs this much
 
     @staticmethod
