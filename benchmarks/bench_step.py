@@ -22,7 +22,7 @@ def make_step(model_name: str, channels_last: bool, bf16: bool, batch: int, shap
     """One Adam training step (forward, loss with the model's penalty, backward, update) on random log-mels."""
     torch.manual_seed(0)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model(model_name, num_classes=50, **kwargs).train().to(memory_format=memory_format)
+    model = create_model(model_name, num_classes=50, input_size=shape, **kwargs).train().to(memory_format=memory_format)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     forward = torch.compile(model) if compile_model else model
     x = torch.randn(batch, 1, *shape).contiguous(memory_format=memory_format)
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--kwargs", default="{}", help="JSON model kwargs")
-    parser.add_argument("--shape", default="128,215", help="log-mel size MELS,FRAMES (VGGish: 64,500)")
+    parser.add_argument("--shape", default="128,215", help="log-mel size MELS,FRAMES; the model is built for it (VGGish: 64,480)")
     parser.add_argument("--modes", default="fp32,channels_last,channels_last_bf16",
                         help="comma list of fp32, channels_last, channels_last_bf16")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")

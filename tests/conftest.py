@@ -63,7 +63,6 @@ TINY_OVERRIDES = [
     "model.name=paper_cnn",
     "model.kwargs.channels=[8,16,16]",
     "model.kwargs.dense_units=[32]",
-    "model.kwargs.input_size=[32,60]",
     "train.batch_size=4",
     "train.max_epochs=2",
     "train.precision=32",

@@ -11,6 +11,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from esclab.config import DEFAULT_SAMPLE_RATE
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
@@ -65,7 +67,7 @@ def native_rate(path: str | Path) -> int:
         raise AudioDecodeError(f"{path}: cannot read its header ({err})") from err
 
 
-def load_audio(path: str | Path, sample_rate: int = 22050, duration: float | None = None,
+def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE, duration: float | None = None,
                band_rate: int | None = None) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sample_rate``.
 

@@ -39,6 +39,11 @@ class Bundle:
     metrics: dict[str, Any]
     esclab_version: str
 
+    @property
+    def seconds_per_frame(self) -> float:
+        """Time step of one spectrogram frame (hop / sample rate)."""
+        return self.features.hop_length / self.audio.sample_rate
+
     def logits(self, wave: torch.Tensor) -> torch.Tensor:
         """``(B, samples)`` waveform at ``audio.sample_rate`` -> ``(B, num_classes)`` logits."""
         with torch.no_grad():
@@ -87,16 +92,19 @@ def load_bundle(path: str | Path, map_location: str = "cpu") -> Bundle:
         raise BundleError(f"{path}: not a loadable esclab checkpoint ({err})") from err
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: not an esclab bundle (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
-    model = create_model(payload["model_name"], num_classes=payload["num_classes"], **payload["model_kwargs"])
+    features = FeatureConfig(**payload["features"])
+    # Bundles written before the input size lived only in the feature config carry it in model_kwargs.
+    kwargs = {k: v for k, v in payload["model_kwargs"].items() if k not in ("input_size", "n_mels")}
+    model = create_model(payload["model_name"], num_classes=payload["num_classes"], input_size=features.input_size,
+                         **kwargs)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
         raise BundleError(f"{path}: weights do not fit model {payload['model_name']!r}: {err}") from err
     model.eval()
     audio = AudioConfig(**payload["audio"])
-    features = FeatureConfig(**payload["features"])
     frontend = nn.Sequential(build_frontend(audio, features),
                              Standardize(payload["norm_mean"], payload["norm_std"])).eval()
     return Bundle(model=model, frontend=frontend, class_names=list(payload["class_names"]), audio=audio,
-                  features=features, model_name=payload["model_name"], model_kwargs=dict(payload["model_kwargs"]),
+                  features=features, model_name=payload["model_name"], model_kwargs=kwargs,
                   metrics=dict(payload["metrics"]), esclab_version=payload["esclab_version"])

@@ -228,16 +228,12 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 @command("report", "rebuild a run's self-contained HTML report and report.json, without retraining", _report_args)
 def cmd_report(args: argparse.Namespace) -> int:
-    from esclab.bundle import BundleError
     from esclab.evaluate.report import ReportOptions, build_report
 
-    try:
-        result = build_report(args.run_dir, args.out, ReportOptions(
-            robustness=not args.no_robustness, robustness_clips=args.robustness_clips, max_gallery=args.max_gallery,
-            seed=args.seed))
-    except BundleError as err:  # a fold's model.ckpt is missing or unreadable
-        print(f"esclab report: error: {err}", file=sys.stderr)
-        return 2
+    # A missing or unreadable fold bundle (BundleError) becomes one error line in main().
+    result = build_report(args.run_dir, args.out, ReportOptions(
+        robustness=not args.no_robustness, robustness_clips=args.robustness_clips, max_gallery=args.max_gallery,
+        seed=args.seed))
     print(f"report: {result.html} (numbers: {result.json})")
     return 0
 
@@ -252,11 +248,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from esclab.evaluate.compare import compare_runs
 
-    try:
-        result = compare_runs(args.runs, args.out)
-    except ValueError as err:  # fewer than two runs, or runs over different classes
-        print(f"esclab compare: error: {err}", file=sys.stderr)
-        return 2
+    result = compare_runs(args.runs, args.out)  # fewer than two runs, other classes: ValueError -> main()
     print(f"comparison: {result.html} (numbers: {result.json})")
     return 0
 

@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_GROUPS = ("data", "audio", "features", "augment", "model", "train")
+DEFAULT_SAMPLE_RATE = 22050  # the paper's rate: every clip is resampled to it unless audio.sample_rate says otherwise
 
 
 class ConfigError(ValueError):
@@ -61,7 +62,7 @@ class AudioConfig:
     Cross-validation records the training data's rate here in each bundle when it is below ``sample_rate``.
     """
 
-    sample_rate: int = 22050
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     duration: float = 5.0
     band_rate: int | None = None
 
@@ -91,6 +92,11 @@ class FeatureConfig:
     frames: int | None = 215
     standardize: bool = False
     cache_dir: str = "cache/features"
+
+    @property
+    def input_size(self) -> tuple[int, int | None]:
+        """``(n_mels, frames)``: the spectrogram size every model of the run is built for."""
+        return self.n_mels, self.frames
 
 
 @dataclass
@@ -141,7 +147,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr_schedule: str = "plateau"
     plateau_factor: float = 0.5
-    plateau_patience: int = 5
+    plateau_patience: int = 4
     min_lr: float = 1e-6
     warmup_epochs: int = 0
     early_stopping_patience: int = 10
@@ -212,12 +218,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(0 <= f.fmin < nyquist, "features.fmin", f"must be in [0, {nyquist})", f.fmin)
     need(f.top_db is None or f.top_db > 0, "features.top_db", "must be > 0 or null", f.top_db)
     need(f.frames is None or f.frames >= 8, "features.frames", "must be >= 8 or null", f.frames)
-    kwargs = cfg.model.kwargs  # a model sized for its input must be sized for this front end
-    need("n_mels" not in kwargs or kwargs["n_mels"] == f.n_mels, "model.kwargs.n_mels",
-         f"must equal features.n_mels ({f.n_mels})", kwargs.get("n_mels"))
-    need("input_size" not in kwargs or f.frames is None or list(kwargs["input_size"]) == [f.n_mels, f.frames],
-         "model.kwargs.input_size", f"must equal [features.n_mels, features.frames] ([{f.n_mels}, {f.frames}])",
-         kwargs.get("input_size"))
+    for key in ("input_size", "n_mels"):  # the input size is stated once, in the feature config
+        need(key not in cfg.model.kwargs, f"model.kwargs.{key}",
+             "is not a model option: models are built for features.n_mels x features.frames", cfg.model.kwargs.get(key))
     need(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
     need(t.max_epochs >= 1, "train.max_epochs", "must be >= 1", t.max_epochs)
     need(t.max_time_min is None or t.max_time_min > 0, "train.max_time_min", "must be > 0 or null", t.max_time_min)
@@ -266,6 +269,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             ``key={}`` empties a mapping (``augment.spectrogram={}``) instead of merging nothing into it.
         configs_root: folder holding the group folders; defaults to the experiment
             file's grandparent (``configs/experiment/x.yaml`` -> ``configs/``).
+
+    Example:
+        >>> cfg = load_config("configs/experiment/paper_cnn.yaml", ["train.max_epochs=3", "augment=strong"])
+        >>> cfg.model.name, cfg.train.max_epochs, cfg.features.input_size, cfg.augment.bank_size
+        ('paper_cnn', 3, (128, 215), 8)
+        >>> load_config(None, ["train.lr=-1"])
+        Traceback (most recent call last):
+        ...
+        esclab.config.ConfigError: train.lr must be > 0, got -1.0
     """
     schema = OmegaConf.structured(ExperimentConfig)
     overrides = list(overrides or [])

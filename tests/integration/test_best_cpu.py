@@ -13,7 +13,7 @@ from tests.conftest import TINY_OVERRIDES
 
 # The tiny set's front end and loop, the recipe's own model family at toy width.
 TINY_CONFORMER = [o for o in TINY_OVERRIDES if not o.startswith(("model.", "data.val_fraction"))] + [
-    "model.kwargs.n_mels=32", "model.kwargs.d_model=16", "model.kwargs.num_blocks=1",
+    "model.kwargs.d_model=16", "model.kwargs.num_blocks=1",
     "model.kwargs.num_heads=2", "model.kwargs.kernel_size=3",
     "train.max_epochs=3", "train.num_threads=null",
 ]

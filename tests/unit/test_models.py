@@ -10,24 +10,15 @@ from esclab.models.timm_backbones import TimmBackbone
 from esclab.models.vggish import VGGish
 
 NUM_CLASSES = 5
-# Small builds and inputs so the whole file stays fast: name -> (kwargs, (n_mels, frames)).
-SMALL: dict[str, tuple[dict, tuple[int, int]]] = {
-    "paper_cnn": ({"input_size": (64, 96)}, (64, 96)),
-    "inception_v3": ({}, (80, 80)),
-    "vggish": ({}, (64, 192)),
-    "conformer": ({"n_mels": 64, "num_blocks": 2}, (64, 96)),
-    "conformer_small": ({"n_mels": 64}, (64, 96)),
-    "ast_tiny": ({"input_size": (64, 96)}, (64, 96)),
-    "ast_base": ({"input_size": (64, 96)}, (64, 96)),
-}
+# Every model is tested on its own default input size (``default_input_size``, timm-style).
 TIMM = ["resnet18", "resnet50", "inception_v3", "efficientnet_b3"]
 
 
 def build(name: str, seed: int = 0, **extra) -> tuple[EscModel, torch.Tensor]:
-    """A small model and a matching batch of two spectrograms."""
-    kwargs, (mels, frames) = SMALL.get(name, ({}, (64, 96)))
+    """The model as registered and a batch of two spectrograms of its default input size."""
     torch.manual_seed(seed)
-    model = create_model(name, num_classes=NUM_CLASSES, **{**kwargs, **extra})
+    model = create_model(name, num_classes=NUM_CLASSES, **extra)
+    mels, frames = model.default_input_size
     return model, torch.randn(2, 1, mels, frames)
 
 
@@ -80,7 +71,7 @@ def test_state_dict_round_trip(name):
 def test_attention_maps_are_distributions():
     model, x = build("attention_cnn")
     maps = model.attention_maps(x)
-    assert maps.shape == (2, 64 // 8, 96 // 8)
+    assert maps.shape == (2, x.shape[2] // 8, x.shape[3] // 8)
     assert (maps >= 0).all()
     torch.testing.assert_close(maps.sum(dim=(1, 2)), torch.ones(2))
 
@@ -163,8 +154,8 @@ def test_size_mismatches_fail_clearly():
     ast, _ = build("ast_tiny")
     with pytest.raises(ValueError, match="input_size"):
         ast(torch.zeros(1, 1, 64, 100))
-    conformer, _ = build("conformer_small")
+    conformer, _ = build("conformer")
     with pytest.raises(ValueError, match="mel bands"):
-        conformer(torch.zeros(1, 1, 128, 96))
+        conformer(torch.zeros(1, 1, 64, 96))
     with pytest.raises(ValueError, match="divide"):
-        create_model("conformer_small", NUM_CLASSES, d_model=10, num_heads=4)
+        create_model("conformer", NUM_CLASSES, d_model=10, num_heads=4)

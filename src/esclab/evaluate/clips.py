@@ -20,7 +20,7 @@ def load_clips(paths: Sequence[str], audio: AudioConfig) -> tuple[np.ndarray, np
         ``(N_ok, samples)`` float32 waveforms and a boolean ``(len(paths),)`` mask of the
         clips that decoded (a clip moved or deleted since training is logged and left out).
     """
-    length = int(round(audio.duration * audio.sample_rate))
+    length = audio.num_samples
     waves, ok = [], np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         try:

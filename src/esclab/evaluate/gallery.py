@@ -71,7 +71,7 @@ def build_gallery(mistakes: pd.DataFrame, bundle_for: Callable[[int], Bundle]) -
         waves, ok = load_clips(rows["path"].tolist(), bundle.audio)
         unreadable += int((~ok).sum())
         rows = rows[ok]
-        seconds_per_frame = bundle.features.hop_length / bundle.audio.sample_rate
+        seconds_per_frame = bundle.seconds_per_frame
         for (index, row), wave, shown in zip(rows.iterrows(), waves, explain(bundle, waves, rows["pred"].to_numpy()),
                                              strict=True):
             panels = [SpectrogramPanel(shown.spec_db, None, f"{row['clip_id']}: true {row['label']}"),

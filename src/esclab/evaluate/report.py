@@ -251,7 +251,7 @@ def heatmap_section(run: Run, figures: Figures, limit: int) -> Section:
         section.text.append("This model exposes neither attention maps nor a Grad-CAM layer." if panels
                             else "The audio of the chosen clips could not be read.")
         return section
-    seconds_per_frame = bundle.features.hop_length / bundle.audio.sample_rate
+    seconds_per_frame = bundle.seconds_per_frame
     section.text.append(f"Method: {', '.join(methods)} (attention maps where the model has them, else Grad-CAM on "
                         f"its last convolutional layer), overlaid on the log-mel; red is where the model looked. One "
                         f"confidently correct clip per class, classes of the most confused pairs first.")

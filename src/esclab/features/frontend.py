@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from esclab.config import AudioConfig, FeatureConfig
+from esclab.config import DEFAULT_SAMPLE_RATE, AudioConfig, FeatureConfig
 from esclab.features import functional as LF
 
 
@@ -34,7 +34,7 @@ class LogMel(nn.Module):
     model to any device and is exported with it.
     """
 
-    def __init__(self, sample_rate: int = 22050, n_mels: int = 128, n_fft: int = 2048, hop_length: int = 512,
+    def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE, n_mels: int = 128, n_fft: int = 2048, hop_length: int = 512,
                  win_length: int | None = None, fmin: float = 0.0, fmax: float | None = None,
                  top_db: float | None = 80.0, frames: int | None = None):
         super().__init__()

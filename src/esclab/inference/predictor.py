@@ -32,6 +32,23 @@ class Predictor:
     Args:
         bundle: a loaded bundle (model in eval mode).
         checkpoint: the file it came from, for display.
+
+    Example (a bundle written here from an untrained model; ``esclab cv`` writes one per fold):
+        >>> import tempfile
+        >>> from esclab.bundle import save_bundle
+        >>> from esclab.config import AudioConfig, FeatureConfig
+        >>> from esclab.models import create_model
+        >>> audio, features = AudioConfig(sample_rate=8000, duration=1.0), FeatureConfig(n_mels=32, n_fft=256,
+        ...                                                                              hop_length=128, frames=63)
+        >>> options = {"channels": [4, 8, 8], "dense_units": [8]}
+        >>> model = create_model("paper_cnn_gap", num_classes=2, input_size=features.input_size, **options)
+        >>> path = save_bundle(Path(tempfile.mkdtemp()) / "model.ckpt", model, "paper_cnn_gap", options,
+        ...                    ["dog", "rain"], audio, features)
+        >>> predictor = Predictor.from_checkpoint(path)
+        >>> tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)  # 1 s at 16 kHz
+        >>> prediction = predictor.predict_wave(tone, sample_rate=16000, top_k=2)
+        >>> sorted(score.label for score in prediction.top_k), round(sum(s.probability for s in prediction.top_k), 4)
+        (['dog', 'rain'], 1.0)
     """
 
     def __init__(self, bundle: Bundle, checkpoint: Path | None = None):
@@ -63,7 +80,7 @@ class Predictor:
 
     @property
     def clip_samples(self) -> int:
-        return int(round(self.clip_seconds * self.sample_rate))
+        return self.bundle.audio.num_samples
 
     def load(self, path: str | Path) -> np.ndarray:
         """Decode a whole file to mono ``(samples,)`` at the bundle's rate.

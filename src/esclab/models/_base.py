@@ -30,8 +30,9 @@ class EscModel(nn.Module):
 
     num_classes: int
     num_features: int
-    # Spectrogram front end the model expects; ``None`` means "whatever the run's features are".
-    expected_input: dict | None = None
+    #: ``(n_mels, frames)`` the model is built for when ``create_model`` gets no ``input_size``
+    #: (the run's feature config gives it otherwise; families that pool globally take any size).
+    default_input_size: tuple[int, int] = (128, 215)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

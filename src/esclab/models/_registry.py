@@ -34,7 +34,8 @@ def is_model(name: str) -> bool:
     return name in _MODEL_ENTRYPOINTS
 
 
-def create_model(name: str, num_classes: int, pretrained: str | None = None, **kwargs) -> EscModel:
+def create_model(name: str, num_classes: int, pretrained: str | None = None,
+                 input_size: tuple[int, int | None] | None = None, **kwargs) -> EscModel:
     """Build a registered model.
 
     Args:
@@ -42,13 +43,24 @@ def create_model(name: str, num_classes: int, pretrained: str | None = None, **k
         num_classes: size of the classification head.
         pretrained: a local weight file or folder, or a hub name; see
             :func:`esclab.models.pretrained.load_pretrained`.
+        input_size: ``(n_mels, frames)`` of the input spectrograms, from the feature config
+            (``None``: the family's ``default_input_size``). Models sized for their input (the
+            paper CNN's flatten layer, AST's position grid, the Conformer's projection) use it.
         **kwargs: family-specific options (dropout, widths, freezing, ...).
+
+    Example:
+        >>> import torch
+        >>> model = create_model("paper_cnn", num_classes=50, input_size=(64, 108)).eval()
+        >>> model(torch.zeros(2, 1, 64, 108)).shape, model.forward_features(torch.zeros(2, 1, 64, 108)).shape
+        (torch.Size([2, 50]), torch.Size([2, 128]))
+        >>> list_models("mn0*")
+        ['mn01', 'mn02', 'mn04', 'mn05']
     """
     _import_families()
     if name not in _MODEL_ENTRYPOINTS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_MODEL_ENTRYPOINTS))}")
     try:
-        model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, **kwargs)
+        model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, input_size=input_size, **kwargs)
     except TypeError as err:  # an option this family does not take, or one given twice
         raise ValueError(f"model {name!r} cannot be built with options {sorted(kwargs)}: {err}. "
                          f"Pick the model with its own config (--set model={name}) rather than "

@@ -43,7 +43,7 @@ class AST(EscModel):
     def __init__(
         self,
         num_classes: int,
-        input_size: tuple[int, int] = (128, 215),
+        input_size: tuple[int, int | None] | None = None,
         hidden_size: int = 768,
         num_layers: int = 12,
         num_heads: int = 12,
@@ -53,7 +53,9 @@ class AST(EscModel):
         dropout: float = 0.0,
     ):
         super().__init__()
-        n_mels, frames = input_size
+        n_mels, frames = input_size = tuple(input_size or self.default_input_size)
+        if frames is None:
+            raise ValueError("AST's position grid needs a fixed number of frames (features.frames), got None")
         if min(n_mels, frames) < patch_size:
             raise ValueError(
                 f"input_size {tuple(input_size)} is smaller than one {patch_size}x{patch_size} patch"

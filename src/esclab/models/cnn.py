@@ -35,7 +35,7 @@ class PaperCNN(EscModel):
         l2: L2 coefficient on the dense layers' weights.
         pooling: ``"flatten"`` as in the paper (needs ``input_size``), or ``"avg"``
             (global average pooling, input-size independent).
-        input_size: ``(n_mels, frames)`` the flatten layer is sized for.
+        input_size: ``(n_mels, frames)`` the flatten layer is sized for (``None``: 128 x 215).
     """
 
     def __init__(
@@ -46,9 +46,10 @@ class PaperCNN(EscModel):
         dropout: float = 0.2,
         l2: float = 0.001,
         pooling: str = "flatten",
-        input_size: tuple[int, int] = (128, 215),
+        input_size: tuple[int, int | None] | None = None,
     ):
         super().__init__()
+        input_size = tuple(input_size or self.default_input_size)
         if pooling not in ("flatten", "avg"):
             raise ValueError(f"pooling must be 'flatten' or 'avg', got {pooling!r}")
         if not 0.0 <= dropout < 1.0:
@@ -62,6 +63,9 @@ class PaperCNN(EscModel):
         self.blocks = nn.Sequential(*[conv_block(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
         if pooling == "flatten":
             m, t = input_size
+            if t is None:
+                raise ValueError("the flatten layer needs a fixed number of frames (features.frames), got None; "
+                                 "use paper_cnn_gap for variable-length input")
             for _ in channels:
                 m, t = m // 2, t // 2
             if m < 1 or t < 1:

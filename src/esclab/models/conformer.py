@@ -100,7 +100,7 @@ class Conformer(EscModel):
 
     Args:
         num_classes: output classes.
-        n_mels: mel bands of the input (the subsampling projection is sized for it).
+        input_size: ``(n_mels, frames)``; the subsampling projection is sized for ``n_mels`` (default 128).
         d_model: model width.
         num_blocks: Conformer blocks.
         num_heads: attention heads (must divide ``d_model``).
@@ -111,7 +111,7 @@ class Conformer(EscModel):
     def __init__(
         self,
         num_classes: int,
-        n_mels: int = 128,
+        input_size: tuple[int, int | None] | None = None,
         d_model: int = 144,
         num_blocks: int = 4,
         num_heads: int = 4,
@@ -125,7 +125,7 @@ class Conformer(EscModel):
             raise ValueError(f"num_blocks and kernel_size must be >= 1, got {num_blocks}, {kernel_size}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.subsampling = ConvSubsampling(n_mels, d_model)
+        self.subsampling = ConvSubsampling((input_size or self.default_input_size)[0], d_model)
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.Sequential(
             *[ConformerBlock(d_model, num_heads, kernel_size, dropout) for _ in range(num_blocks)]
@@ -146,12 +146,7 @@ class Conformer(EscModel):
 
 
 @register_model
-def conformer_small(num_classes: int, **kwargs) -> Conformer:
-    """Conformer: d_model 144, 4 blocks, 4 heads, kernel 15, dropout 0.1 (2.8 M parameters at 128 mels)."""
-    return Conformer(num_classes=num_classes, **kwargs)
-
-
-@register_model
 def conformer(num_classes: int, **kwargs) -> Conformer:
-    """Alias of ``conformer_small``; set ``d_model``/``num_blocks``/... to size it."""
-    return conformer_small(num_classes, **kwargs)
+    """Conformer: d_model 144, 4 blocks, 4 heads, kernel 15, dropout 0.1 (2.8 M parameters at 128 mels);
+    set ``d_model``/``num_blocks``/... to size it."""
+    return Conformer(num_classes=num_classes, **kwargs)

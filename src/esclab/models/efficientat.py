@@ -68,12 +68,14 @@ class EfficientATMobileNet(EscModel):
         freeze: ``"none"`` or ``"base"`` (no gradient to the body: train the head only).
         base_lr_mult: learning-rate multiplier for the body (fine-tuning: lower than the head's).
         head_lr_mult: learning-rate multiplier for the head.
+        input_size: ``(n_mels, frames)``; unused (global pooling takes any size; the weights expect 128 mels).
     """
 
     default_input_size = (128, 501)
 
     def __init__(self, num_classes: int, width_mult: float = 0.4, head: str = "mlp", dropout: float = 0.2,
-                 freeze: str = "none", base_lr_mult: float = 1.0, head_lr_mult: float = 1.0):
+                 freeze: str = "none", base_lr_mult: float = 1.0, head_lr_mult: float = 1.0,
+                 input_size: tuple[int, int | None] | None = None):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")

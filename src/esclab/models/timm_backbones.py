@@ -42,6 +42,8 @@ class TimmBackbone(EscModel):
         unfreeze_last: with ``freeze="base"``, also train the last ``N`` backbone groups.
         head_lr_mult: learning-rate multiplier for the head's parameter group.
         base_lr_mult: learning-rate multiplier for the backbone's trainable parameters.
+        input_size: ``(n_mels, frames)``; unused (global pooling takes any size above the
+            architecture's minimum, 75 x 75 for Inception-v3).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class TimmBackbone(EscModel):
         unfreeze_last: int = 0,
         head_lr_mult: float = 1.0,
         base_lr_mult: float = 1.0,
+        input_size: tuple[int, int | None] | None = None,
     ):
         super().__init__()
         if freeze not in ("none", "base"):

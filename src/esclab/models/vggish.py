@@ -47,21 +47,16 @@ class VGGish(EscModel):
     Args:
         num_classes: output classes.
         dropout: dropout before the head.
+        input_size: ``(64, frames)`` with at least 96 frames (VGGish's patches fix the 64 bands).
     """
 
-    expected_input = {
-        "sample_rate": 16000,
-        "n_mels": N_MELS,
-        "n_fft": 512,
-        "win_length": 400,
-        "hop_length": 160,
-        "fmin": 125.0,
-        "fmax": 7500.0,
-        "min_frames": PATCH_FRAMES,
-    }
+    default_input_size = (N_MELS, 5 * PATCH_FRAMES)
 
-    def __init__(self, num_classes: int, dropout: float = 0.0):
+    def __init__(self, num_classes: int, dropout: float = 0.0, input_size: tuple[int, int | None] | None = None):
         super().__init__()
+        mels, frames = input_size or self.default_input_size
+        if mels != N_MELS or (frames is not None and frames < PATCH_FRAMES):
+            raise ValueError(f"VGGish needs {N_MELS} mels and >= {PATCH_FRAMES} frames, got input_size {input_size}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.features = _vgg_features()

@@ -53,7 +53,7 @@ def analyse(predictor: Predictor, wave: np.ndarray, name: str, top_k: int) -> di
     label = result.top_k[0].label
     clip = pad_or_trim(wave, predictor.clip_samples)[None]
     view = explain(predictor.bundle, clip, np.array([predictor.class_names.index(label)]))[0]
-    frame_s = predictor.bundle.features.hop_length / predictor.sample_rate
+    frame_s = predictor.bundle.seconds_per_frame
     if long:
         spectrogram = timeline_figure(predictor.spectrogram(wave), result.duration_s, result.segments,
                                       predictor.class_names, title=name)

@@ -52,10 +52,6 @@ class CVResult:
     fold_metrics: dict[int, dict[str, Any]]
     summary: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def accuracy_mean(self) -> float:
-        return self.summary["accuracy_mean"]
-
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir) / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -69,6 +65,26 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
         cfg: the resolved experiment.
         out_dir: run folder (default ``runs/NAME-TIME``); an existing one resumes.
         progress: show progress bars.
+
+    Example (two folds of a tiny folder of tones; a real run points ``data.root`` at ESC-50):
+        >>> import tempfile
+        >>> import soundfile as sf
+        >>> from esclab.config import load_config
+        >>> root, rows = Path(tempfile.mkdtemp()), ["path,label,fold"]
+        >>> for i in range(8):
+        ...     label, hz = ("low", 300) if i % 2 else ("high", 1200)
+        ...     sf.write(root / f"{i}.wav", np.sin(2 * np.pi * hz * np.arange(4000) / 8000), 8000)
+        ...     rows.append(f"{i}.wav,{label},{1 + i // 4}")
+        >>> _ = (root / "labels.csv").write_text("\\n".join(rows))
+        >>> cfg = load_config("configs/experiment/paper_cnn.yaml", [
+        ...     "data.dataset=folder", f"data.csv={root / 'labels.csv'}", "data.folds=[1,2]", "data.val_fraction=0",
+        ...     "audio.sample_rate=8000", "audio.duration=0.5", "features.n_mels=32", "features.n_fft=256",
+        ...     "features.hop_length=128", "features.frames=32", f"features.cache_dir={root / 'cache'}",
+        ...     "model.kwargs.channels=[4,8,8]", "model.kwargs.dense_units=[8]", "train.batch_size=4",
+        ...     "train.max_epochs=1", "train.precision=32", "train.progress_bar=false"])
+        >>> result = run_cv(cfg, root / "run", progress=False)
+        >>> sorted(result.fold_metrics), result.fold_metrics[1]["checkpoint_rule"], result.summary["n_clips"]
+        ([1, 2], 'last epoch', 8)
     """
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     run = RunDir(out)
@@ -177,7 +193,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     train = {**to_dict(cfg)["train"], "monitor": cfg.train.monitor if has_val else "train_loss"}
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
                               train=train, augment=to_dict(cfg)["augment"],
-                              norm_mean=mean, norm_std=std)
+                              norm_mean=mean, norm_std=std, input_size=cfg.features.input_size)
     timer = EpochTimer()
     trainer = build_trainer(cfg, fold_dir, [timer], has_val=has_val)
     last = FoldDir(fold_dir).last_checkpoint

@@ -30,17 +30,20 @@ class ClassifierModule(L.LightningModule):
         augment: augmentation settings (an ``AugmentConfig`` as a dict).
         norm_mean: ``(n_mels,)`` per-band mean of the training split, or ``None``.
         norm_std: ``(n_mels,)`` per-band std, or ``None``.
+        input_size: ``(n_mels, frames)`` of the features (the feature config states it; models sized for
+            their input are built for it).
     """
 
     def __init__(self, model_name: str, num_classes: int, model_kwargs: dict[str, Any] | None = None,
                  pretrained: str | None = None, train: dict[str, Any] | None = None,
                  augment: dict[str, Any] | None = None, norm_mean: torch.Tensor | None = None,
-                 norm_std: torch.Tensor | None = None):
+                 norm_std: torch.Tensor | None = None, input_size: tuple[int, int | None] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["norm_mean", "norm_std"])
         self.train_cfg = TrainConfig(**(train or {}))
         self.augment_cfg = AugmentConfig(**(augment or {}))
-        self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained, **(model_kwargs or {}))
+        self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained, input_size=input_size,
+                                  **(model_kwargs or {}))
         self.standardize = Standardize(norm_mean, norm_std)
         self.spec_augment = build_spec_augment(self.augment_cfg)
         self.mixup = build_mixup(self.augment_cfg)
@@ -79,9 +82,6 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return torch.softmax(self(batch[0]).float(), dim=1)

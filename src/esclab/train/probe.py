@@ -108,7 +108,7 @@ def embedding_key(cfg: ExperimentConfig, clip_ids: list[str], file_ids: list[str
 def probe_model(cfg: ExperimentConfig, num_classes: int) -> EscModel:
     """The run's network with its pretrained body and a linear head (``model.kwargs.head: linear``)."""
     return create_model(cfg.model.name, num_classes=num_classes, pretrained=cfg.model.pretrained,
-                        **cfg.model.kwargs)
+                        input_size=cfg.features.input_size, **cfg.model.kwargs)
 
 
 def load_embeddings(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str], file_ids: list[str],
