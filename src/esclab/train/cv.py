@@ -30,7 +30,6 @@ from esclab.data.datamodule import FoldDataModule
 from esclab.data.prepare import PreparedData, prepare_data
 from esclab.evaluate import metrics as M
 from esclab.evaluate.plots import confusion_figure, save
-from esclab.evaluate.tta import tta_probabilities
 from esclab.features.cache import file_id
 from esclab.runs import FoldDir, RunDir, write_json, write_predictions
 from esclab.train.callbacks import EpochTimer
@@ -200,13 +199,10 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     fit_time = time.perf_counter() - fit_start
-    tested_path = trainer.checkpoint_callback.best_model_path if has_val else str(last)
-    # Our own checkpoint, written by this fit: it holds Lightning's loop state, not only tensors. (A time
-    # budget that runs out mid-epoch still ends with a validation pass, hence a checkpoint.)
-    tested = torch.load(tested_path or str(last), map_location="cpu", weights_only=False)
-    module.load_state_dict(tested["state_dict"])
-    module.eval()
-    probs = predict(module, dm, cfg.augment.tta_views)
+    tested_path = (trainer.checkpoint_callback.best_model_path if has_val else "") or str(last)
+    probs = predict(module, dm, tested_path)
+    # Our own checkpoint, written by this fit (it holds Lightning's loop state, so not weights_only).
+    tested = torch.load(tested_path, map_location="cpu", weights_only=False)
     result = {
         "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
         "tested_epoch": int(tested["epoch"]) + 1,
@@ -256,10 +252,16 @@ def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir:
     return result
 
 
-def predict(module: ClassifierModule, dm: FoldDataModule, tta_views: int = 1) -> np.ndarray:
-    """Class probabilities ``(N_test, C)`` in test-fold order, averaged over ``tta_views`` time shifts."""
-    out = [tta_probabilities(module, spec, tta_views) for spec, _ in dm.test_dataloader()]
-    return torch.cat(out).numpy()
+def predict(module: ClassifierModule, dm: FoldDataModule, checkpoint: str) -> np.ndarray:
+    """Class probabilities ``(N_test, C)`` of ``checkpoint``'s weights, in test-fold order.
+
+    Lightning's ``predict`` on one device in fp32, whatever the training precision (``predict_step``
+    averages over ``augment.tta_views`` time shifts); ``module`` holds the tested weights afterwards.
+    """
+    trainer = L.Trainer(accelerator=module.train_cfg.accelerator, devices=1, precision="32", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    batches = trainer.predict(module, dataloaders=dm.test_dataloader(), ckpt_path=checkpoint)
+    return torch.cat(batches).numpy()
 
 
 def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],

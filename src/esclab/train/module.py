@@ -11,9 +11,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
 
 from esclab.augment import build_mixup, build_spec_augment
 from esclab.config import AugmentConfig, TrainConfig
+from esclab.evaluate.tta import tta_probabilities
 from esclab.features.frontend import Standardize
 from esclab.models import create_model
 
@@ -48,6 +50,9 @@ class ClassifierModule(L.LightningModule):
         self.spec_augment = build_spec_augment(self.augment_cfg)
         self.mixup = build_mixup(self.augment_cfg)
         self.num_classes = num_classes
+        # Accuracy over the epoch, accumulated (and synchronised across devices) by torchmetrics.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         if self.train_cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -67,24 +72,23 @@ class ClassifierModule(L.LightningModule):
         logits = self.model(self._layout(spec))
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
         reg = self.model.regularization_loss()
-        acc = (logits.argmax(dim=1) == target).float().mean()
-        self.log_dict({"train_loss": loss, "train_acc": acc}, on_step=False, on_epoch=True, prog_bar=True,
-                      batch_size=len(target), sync_dist=True)
+        self.train_acc(logits.argmax(dim=1), target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target),
+                 sync_dist=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss + reg
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         spec, target = batch
         logits = self(spec).float()
-        loss = F.cross_entropy(logits, target)
-        acc = (logits.argmax(dim=1) == target).float().mean()
-        self.log_dict({f"{stage}_loss": loss, f"{stage}_acc": acc}, on_step=False, on_epoch=True, prog_bar=True,
-                      batch_size=len(target), sync_dist=True)
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self.val_acc(logits.argmax(dim=1), target)
+        self.log("val_loss", F.cross_entropy(logits, target), on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(target), sync_dist=True)
+        self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return torch.softmax(self(batch[0]).float(), dim=1)
+        """Class probabilities of the batch, averaged over ``augment.tta_views`` circular time shifts."""
+        return tta_probabilities(self, batch[0], self.augment_cfg.tta_views)
 
     def configure_optimizers(self) -> Any:
         t = self.train_cfg
