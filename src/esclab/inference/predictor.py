@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -18,6 +18,13 @@ from esclab.inference.windows import WindowError, merge_segments, window_starts
 from esclab.runs import resolve_checkpoint
 
 BATCH_SIZE = 32
+
+
+def batches(items: Iterable[np.ndarray], size: int = BATCH_SIZE) -> Iterator[list[np.ndarray]]:
+    """Consecutive lists of at most ``size`` items, so a generator of many windows stays small in memory."""
+    items = iter(items)
+    while batch := list(islice(items, size)):
+        yield batch
 
 
 class Predictor:
@@ -95,8 +102,8 @@ class Predictor:
 
         Runs in batches of ``BATCH_SIZE``, so a generator of many windows stays small in memory.
         """
-        clips, out = iter(clips), []
-        while batch := list(islice(clips, BATCH_SIZE)):
+        out = []
+        for batch in batches(clips):
             out.append(torch.softmax(self.bundle.logits(torch.from_numpy(np.stack(batch))), dim=-1))
         return torch.cat(out).numpy()
 

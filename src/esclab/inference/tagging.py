@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from esclab.audio import AudioDecodeError, check_waveform, load_audio, pad_or_tr
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
 from esclab.inference.batch import collect_audio_files
+from esclab.inference.predictor import batches
 from esclab.inference.results import ClassScore, Prediction, Window
 from esclab.inference.windows import WindowError, merge_segments, window_starts
 from esclab.models import create_model, is_model
@@ -69,12 +69,6 @@ def audioset_labels() -> tuple[str, ...]:
     if [int(r["index"]) for r in rows] != list(range(AUDIOSET_CLASSES)):
         raise RuntimeError(f"audioset_labels.csv must list indices 0..{AUDIOSET_CLASSES - 1} in order")
     return tuple(r["display_name"] for r in rows)
-
-
-def _batches(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    items = iter(items)
-    while batch := list(islice(items, size)):
-        yield batch
 
 
 class Tagger:
@@ -137,7 +131,7 @@ class Tagger:
         """``N`` equal-length ``(samples,)`` 32 kHz waveforms -> ``(N, 527)`` sigmoid scores, in batches."""
         out = []
         with torch.inference_mode():
-            for batch in _batches(clips, BATCH_SIZE):
+            for batch in batches(clips, BATCH_SIZE):
                 wave = torch.from_numpy(np.stack(batch))
                 out.append(torch.sigmoid(self.model(self.frontend(wave))))
         return torch.cat(out).numpy()
