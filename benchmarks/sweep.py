@@ -15,9 +15,10 @@ Examples::
         --variant mixup="augment=none;augment.mixup_alpha=0.2" \\
         --variant waveform="augment=strong;augment.spectrogram={};augment.mixup_alpha=0"
 
-    # model zoo on fold 1 (issue 5)
-    python benchmarks/sweep.py --data ../shared/esc50 --folds 1 --out runs/zoo \\
-        --variant paper_cnn=@configs/experiment/paper_cnn.yaml --variant attention_cnn=@configs/experiment/attention_cnn.yaml
+    # model zoo on fold 1 (issue 5): the base experiment with one model each
+    python benchmarks/sweep.py --config configs/experiment/base.yaml --data ../shared/esc50 --folds 1 \\
+        --out runs/zoo --variant paper_cnn=@configs/experiment/paper_cnn.yaml \\
+        --variant attention_cnn="model=attention_cnn" --variant conformer="model=conformer;features=logmel_128_std"
 
 A variant whose first item is ``@PATH`` uses that experiment file instead of ``--config``.
 """

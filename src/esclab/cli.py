@@ -146,7 +146,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 @command("predict", "classify audio files with a trained model; exit 1 if any file failed", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor, predict_paths
-    from esclab.inference.output import format_results
+    from esclab.inference.results import format_results
 
     results = predict_paths(Predictor.from_checkpoint(args.checkpoint), args.paths, args.top_k, args.long,
                             args.window, args.hop, args.plot)
@@ -169,7 +169,7 @@ def _tag_args(p: argparse.ArgumentParser) -> None:
 @command("tag", "tag audio with AudioSet classes, no training (multi-label sigmoid scores); exit 1 if any "
          "file failed", _tag_args)
 def cmd_tag(args: argparse.Namespace) -> int:
-    from esclab.inference.output import format_results
+    from esclab.inference.results import format_results
     from esclab.inference.tagging import Tagger, tag_paths
 
     tagger = Tagger.from_name(args.weights)

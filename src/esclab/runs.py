@@ -158,6 +158,21 @@ class Run:
         """Every fold's predictions in one frame (test clips of all folds run)."""
         return pd.concat([self.predictions[k] for k in self.folds], ignore_index=True)
 
+    @cached_property
+    def confusion(self) -> np.ndarray:
+        """The pooled confusion matrix (rows true, columns predicted), as ``run_cv`` wrote it once.
+
+        Computed from the pooled predictions only for a folder without ``confusion_matrix.csv``.
+        """
+        path = RunDir(self.path).confusion_csv
+        if path.is_file():
+            frame = pd.read_csv(path, index_col=0)
+            if list(frame.columns) == self.class_names:
+                return frame.to_numpy()
+        from sklearn.metrics import confusion_matrix
+
+        return confusion_matrix(self.pooled["target"], self.pooled["pred"], labels=np.arange(len(self.class_names)))
+
     def fold_metrics(self, fold: int) -> dict[str, Any]:
         return self.summary["folds"][str(fold)]
 

@@ -42,6 +42,13 @@ def test_experiment_states_only_what_differs_and_overrides_win():
     assert cfg.features.n_mels == 128 and cfg.model.name == "paper_cnn"
 
 
+@pytest.mark.parametrize("model", ["paper_cnn", "resnet18", "conformer", "attention_cnn"])
+def test_the_base_experiment_picks_a_model_and_is_named_after_it(model):
+    cfg = load_config(CONFIGS / "experiment" / "base.yaml", [f"model={model}"])
+    assert cfg.model.name == model and cfg.name == model
+    assert cfg.features.input_size == (128, 215) and cfg.augment.mixup_alpha == 0
+
+
 def test_empty_mapping_override_clears_a_group_section():
     # The ablation's "one group only" variants: strong preset minus the other groups.
     cfg = load_config(CONFIGS / "experiment" / "paper_cnn.yaml",
@@ -79,11 +86,12 @@ def test_the_input_size_is_stated_only_in_the_feature_config(override):
         load_config(CONFIGS / "experiment" / "paper_cnn.yaml", [override])
 
 
-@pytest.mark.parametrize("experiment", ["paper_cnn", "best_cpu", "ast_tiny"])
-def test_changing_the_front_end_resizes_the_model(experiment):
+@pytest.mark.parametrize("experiment,choice", [("paper_cnn", []), ("best_cpu", []), ("base", ["model=ast_tiny"])])
+def test_changing_the_front_end_resizes_the_model(experiment, choice):
     from esclab.models import create_model
 
-    cfg = load_config(CONFIGS / "experiment" / f"{experiment}.yaml", ["features.n_mels=64", "features.frames=96"])
+    cfg = load_config(CONFIGS / "experiment" / f"{experiment}.yaml",
+                      [*choice, "features.n_mels=64", "features.frames=96"])
     assert cfg.features.input_size == (64, 96)
     model = create_model(cfg.model.name, 3, input_size=cfg.features.input_size, **cfg.model.kwargs).eval()
     with torch.no_grad():

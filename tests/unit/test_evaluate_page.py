@@ -23,6 +23,13 @@ def test_audio_data_uri_decodes_to_the_clip():
     assert sr == 8000 and len(wave) == 8000
 
 
+def test_audio_data_uri_writes_a_band_limited_clip_at_its_band_rate():
+    uri = audio_data_uri(tone(440, sr=32000), 32000, band_rate=16000)
+    wave, sr = sf.read(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert sr == 16000 and len(wave) == 16000
+    assert len(uri) < len(audio_data_uri(tone(440, sr=32000), 32000))
+
+
 def test_worst_mistakes_are_wrong_most_confident_first_and_capped():
     preds = pd.DataFrame({"target": [0, 1, 2, 0, 1], "pred": [1, 1, 0, 2, 0],
                           "confidence": [0.5, 0.99, 0.7, 0.9, 0.6]})

@@ -14,8 +14,7 @@ from esclab.bundle import load_bundle, save_bundle
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import Standardize
 from esclab.inference import Predictor, WindowError
-from esclab.inference.results import ClassScore, Window
-from esclab.inference.windows import merge_segments, window_starts
+from esclab.inference.results import ClassScore, Window, merge_segments, window_starts
 from esclab.models import create_model
 from tests.conftest import tone
 

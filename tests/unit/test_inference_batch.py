@@ -13,7 +13,7 @@ import soundfile as sf
 
 from esclab.cli import main
 from esclab.inference import Predictor, collect_audio_files, predict_paths
-from esclab.inference.output import format_results
+from esclab.inference.results import format_results
 from tests.unit.test_inference import CLASSES, write_clip, write_tiny_bundle
 
 BAD = ("empty.wav", "not_audio.wav", "truncated.flac", "nan.wav", "zero_length.wav")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from esclab.audio import resample
 from esclab.bundle import Bundle
 from esclab.evaluate.clips import load_clips
 from esclab.evaluate.heatmaps import explain
@@ -25,8 +26,14 @@ def worst_mistakes(predictions: pd.DataFrame, limit: int | None) -> pd.DataFrame
     return wrong if limit is None else wrong.head(limit)
 
 
-def audio_data_uri(wave: np.ndarray, sample_rate: int) -> str:
-    """``(samples,)`` float waveform -> ``data:audio/ogg;base64,...`` (Ogg Vorbis, a few tens of kB per 5 s)."""
+def audio_data_uri(wave: np.ndarray, sample_rate: int, band_rate: int | None = None) -> str:
+    """``(samples,)`` float waveform -> ``data:audio/ogg;base64,...`` (Ogg Vorbis, ~30 kB per 5 s).
+
+    With a ``band_rate`` below ``sample_rate`` (the training data's rate) the clip is written at that
+    rate: it holds nothing above ``band_rate / 2``, and Vorbis at 32 kHz would spend 3x the bytes on it.
+    """
+    if band_rate is not None and band_rate < sample_rate:
+        wave, sample_rate = resample(wave, sample_rate, band_rate), band_rate
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, format="OGG", subtype="VORBIS")
     return "data:audio/ogg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -80,6 +87,7 @@ def build_gallery(mistakes: pd.DataFrame, bundle_for: Callable[[int], Bundle]) -
             items[index] = GalleryItem(
                 clip_id=str(row["clip_id"]), path=str(row["path"]), fold=int(fold), true=str(row["label"]),
                 predicted=str(row["pred_label"]), confidence=float(row["confidence"]), heatmap=shown.method,
-                image=to_data_uri(spectrogram_figure(panels, seconds_per_frame, panel_size=(3.6, 2.2)), dpi=90),
-                audio=audio_data_uri(wave, bundle.audio.sample_rate))
+                image=to_data_uri(spectrogram_figure(panels, seconds_per_frame, panel_size=(3.6, 2.2)), dpi=80,
+                                  photo=True),
+                audio=audio_data_uri(wave, bundle.audio.sample_rate, bundle.audio.band_rate))
     return [items[i] for i in mistakes.index if i in items], unreadable

@@ -57,11 +57,11 @@ class Figures:
     images: dict[str, str] = field(default_factory=dict)
     numbers: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, key: str, fig: Figure, numbers: Any, dpi: int = 100) -> str:
-        """Encode ``fig`` under ``key`` with the numbers it draws; returns ``key``."""
+    def add(self, key: str, fig: Figure, numbers: Any, dpi: int = 100, photo: bool = False) -> str:
+        """Encode ``fig`` under ``key`` with the numbers it draws (JPEG with ``photo``); returns ``key``."""
         if key in self.images:
             raise ValueError(f"figure {key!r} added twice")
-        self.images[key] = to_data_uri(fig, dpi=dpi)
+        self.images[key] = to_data_uri(fig, dpi=dpi, photo=photo)
         self.numbers[key] = numbers
         return key
 

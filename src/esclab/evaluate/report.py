@@ -52,7 +52,7 @@ class ReportOptions:
 
     robustness: bool = True
     robustness_clips: int | None = None
-    max_gallery: int = 24
+    max_gallery: int = 12
     max_heatmaps: int = 12
     top_pairs: int = 15
     seed: int = 0
@@ -154,8 +154,7 @@ def training_section(run: Run, figures: Figures) -> Section:
 def confusion_section(run: Run, figures: Figures, top_pairs: int) -> Section:
     """Pooled confusion matrix (counts and row-normalised) and the most confused pairs."""
     names = run.class_names
-    target, pred = run.pooled["target"].to_numpy(), run.pooled["pred"].to_numpy()
-    matrix = M.confusion(target, pred, len(names))
+    matrix = run.confusion
     numbers = {"class_names": names, "matrix": matrix.tolist()}
     dpi = 150 if len(names) > 20 else 100  # sharp when the reader zooms into 50 class names
     keys = [figures.add("confusion_counts", confusion_figure(matrix, names, title="Confusion matrix (counts)"),
@@ -222,8 +221,7 @@ def gallery_section(run: Run, limit: int) -> Section:
 def heatmap_classes(run: Run) -> list[str]:
     """Every class: those of the most confused pairs first (both sides, most confused first), then the rest."""
     names = run.class_names
-    matrix = M.confusion(run.pooled["target"].to_numpy(), run.pooled["pred"].to_numpy(), len(names))
-    pairs = M.top_confusions(matrix, names, k=len(names))
+    pairs = M.top_confusions(run.confusion, names, k=len(names))
     return list(dict.fromkeys([*pairs[["true", "predicted"]].to_numpy().ravel(), *names]))
 
 
@@ -255,7 +253,8 @@ def heatmap_section(run: Run, figures: Figures, limit: int) -> Section:
     section.text.append(f"Method: {', '.join(methods)} (attention maps where the model has them, else Grad-CAM on "
                         f"its last convolutional layer), overlaid on the log-mel; red is where the model looked. One "
                         f"confidently correct clip per class, classes of the most confused pairs first.")
-    section.figures.append(figures.add("heatmaps", spectrogram_figure(panels, seconds_per_frame, ncols=3), numbers))
+    section.figures.append(figures.add("heatmaps", spectrogram_figure(panels, seconds_per_frame, ncols=3), numbers,
+                                                   dpi=80, photo=True))
     section.data = {"clips": numbers}
     return section
 

@@ -2,9 +2,8 @@
 
 from esclab.inference.batch import collect_audio_files, predict_paths
 from esclab.inference.predictor import Predictor
-from esclab.inference.results import ClassScore, Prediction, Segment, Window
+from esclab.inference.results import ClassScore, Prediction, Segment, Window, WindowError
 from esclab.inference.tagging import Tagger, Tags, tag_paths
-from esclab.inference.windows import WindowError
 from esclab.runs import resolve_checkpoint
 
 __all__ = ["ClassScore", "Prediction", "Predictor", "Segment", "Tagger", "Tags", "Window", "WindowError",

@@ -13,8 +13,14 @@ import torch
 from esclab.audio import check_waveform, load_audio, pad_or_trim, resample
 from esclab.bundle import Bundle, load_bundle
 from esclab.features.frontend import build_frontend
-from esclab.inference.results import ClassScore, Prediction, Window
-from esclab.inference.windows import WindowError, merge_segments, window_starts
+from esclab.inference.results import (
+    ClassScore,
+    Prediction,
+    Window,
+    WindowError,
+    merge_segments,
+    window_starts,
+)
 from esclab.runs import resolve_checkpoint
 
 BATCH_SIZE = 32

@@ -33,8 +33,14 @@ from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
 from esclab.inference.batch import collect_audio_files
 from esclab.inference.predictor import batches
-from esclab.inference.results import ClassScore, Prediction, Window
-from esclab.inference.windows import WindowError, merge_segments, window_starts
+from esclab.inference.results import (
+    ClassScore,
+    Prediction,
+    Window,
+    WindowError,
+    merge_segments,
+    window_starts,
+)
 from esclab.models import create_model, is_model
 from esclab.models.efficientat import AUDIOSET_CLASSES
 from esclab.models.pretrained import load_pretrained
