@@ -28,6 +28,8 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="configs/experiment/paper_cnn.yaml", help="experiment YAML")
     p.add_argument("--data", help="dataset folder (sets data.root; default $ESCLAB_DATA or ./data/ESC-50)")
     p.add_argument("--folds", help="comma-separated folds to run, e.g. 1,2")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="run an ESC-50 copy with missing or unreadable clips (sets data.allow_missing)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, repeatable: --set train.max_epochs=5")
 
@@ -43,7 +45,8 @@ def _cv_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_experiment(args: argparse.Namespace):
-    """The experiment config from ``--config``, ``--data``, ``--folds``, ``--devices``, ``--strategy``, ``--set``."""
+    """The experiment config from ``--config``, ``--data``, ``--folds``, ``--allow-missing``, ``--devices``,
+    ``--strategy``, ``--set``."""
     from esclab.config import load_config
 
     overrides = list(args.overrides)
@@ -51,6 +54,8 @@ def load_experiment(args: argparse.Namespace):
         overrides.append(f"data.root={args.data}")
     if args.folds:
         overrides.append(f"data.folds=[{args.folds}]")
+    if args.allow_missing:
+        overrides.append("data.allow_missing=true")
     for key in ("devices", "strategy"):
         value = getattr(args, key, None)
         if value:
@@ -69,6 +74,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     print(f"{s['name']}: accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
           f"over folds {list(s['folds'])}, macro-F1 {100 * s['macro_f1_mean']:.1f} %, skipped {s['skipped']} "
           f"clip(s); results in {result.out_dir}")
+    for warning in s.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.no_report:
         _build_report_after_run(result.out_dir, args.robustness_clips or None)
     return 0
@@ -95,8 +102,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     data = prepare_data(cfg, check_folds=False)
     print(f"{len(data.table)} clips cached ({data.specs.shape[1]} mels x {data.specs.shape[2]} frames) in "
           f"{cfg.features.cache_dir}; {len(data.table.skipped)} skipped")
-    for path, reason in data.table.skipped:
-        print(f"  skipped {path}: {reason}")
+    for skipped in data.table.skipped:
+        print(f"  skipped {skipped.path} (fold {skipped.fold}): {skipped.reason}")
     return 0
 
 

@@ -42,6 +42,10 @@ class DataConfig:
     ``dataset``: ``esc50``, ``esc10`` (the ESC-10 subset of ESC-50) or ``folder``
     (any audio plus a CSV with ``path,label[,fold][,group]``).
     ``root``: dataset folder; ``None`` means ``$ESCLAB_DATA``, then ``./data/ESC-50``.
+    ``val_fraction``: share of the training folds held out for validation, split by ``group`` (the
+    source recording) so no recording is on both sides.
+    ``allow_missing``: run an ESC-50 copy whose metadata names clips that are missing or unreadable
+    (otherwise the run stops before any work and names them).
     """
 
     dataset: str = "esc50"
@@ -51,6 +55,7 @@ class DataConfig:
     val_fraction: float = 0.1
     num_workers: int = 0
     download: bool = True
+    allow_missing: bool = False
 
 
 @dataclass

@@ -3,11 +3,13 @@
 ::
 
     RUN/config.yaml              the resolved ExperimentConfig
+    RUN/env.json                 provenance: commit, versions, machine, argv and times of each session
     RUN/summary.json             per-fold metrics, mean +- std, pooled numbers
-    RUN/skipped_files.csv        clips that could not be read (path, reason)
+    RUN/skipped_files.csv        clips that could not be read (path, reason, fold)
     RUN/confusion_matrix.csv/png, RUN/per_class_report.csv
     RUN/fold_K/metrics.json      the fold's numbers; its presence marks the fold done
     RUN/fold_K/predictions.csv   per-clip probabilities of the test fold
+    RUN/fold_K/split.csv         clip_id, role (train / val / test): the fold's split, for anyone to check
     RUN/fold_K/model.ckpt        the bundle (:mod:`esclab.bundle`)
     RUN/fold_K/checkpoints/last.ckpt, RUN/fold_K/logs/metrics.csv   Lightning's checkpoint and log
 
@@ -51,6 +53,10 @@ class FoldDir:
         return self.path / "model.ckpt"
 
     @property
+    def split(self) -> Path:
+        return self.path / "split.csv"
+
+    @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
@@ -66,6 +72,11 @@ class FoldDir:
     @property
     def log_csv(self) -> Path:
         return self.logs / "metrics.csv"
+
+    @property
+    def log_before_resume(self) -> Path:
+        """Rows of ``log_csv`` from sessions before a resume, while the resumed fit runs."""
+        return self.path / "metrics-before-resume.csv"
 
     def is_done(self) -> bool:
         """A fold is done once its ``metrics.json`` (written last) exists."""
@@ -94,6 +105,10 @@ class RunDir:
         return self.path / "skipped_files.csv"
 
     @property
+    def env(self) -> Path:
+        return self.path / "env.json"
+
+    @property
     def confusion_csv(self) -> Path:
         return self.path / "confusion_matrix.csv"
 
@@ -109,6 +124,47 @@ class RunDir:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """``data`` as indented JSON."""
     path.write_text(json.dumps(data, indent=2))
+
+
+def write_split(path: Path, clip_ids: pd.Series, roles: dict[str, np.ndarray]) -> None:
+    """``split.csv``: ``clip_id, role`` for every clip of the fold's split (roles train / val / test)."""
+    frames = [pd.DataFrame({"clip_id": clip_ids.iloc[idx].to_numpy(), "role": role}) for role, idx in roles.items()]
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+
+
+def write_skipped(path: Path, skipped: list[tuple[str, str, int]]) -> pd.DataFrame:
+    """Add ``skipped`` (path, reason, fold) to ``skipped_files.csv``; earlier sessions' rows stay."""
+    new = pd.DataFrame(skipped, columns=["path", "reason", "fold"])
+    old = pd.read_csv(path) if path.is_file() and path.stat().st_size else new.iloc[:0]
+    both = pd.concat([old, new], ignore_index=True).drop_duplicates(["path", "reason"], keep="first")
+    both.to_csv(path, index=False)
+    return both
+
+
+def set_log_aside(fold: FoldDir, before_step: int) -> None:
+    """Before a fit resumes at ``before_step``: keep the log rows of earlier steps aside.
+
+    Lightning's CSVLogger starts ``metrics.csv`` anew on every fit; the rows written before the
+    checkpoint go to ``metrics-before-resume.csv`` (rows after it are redone by the resumed fit),
+    and :func:`join_log` puts them back in front once the fit ends.
+    """
+    frames = [pd.read_csv(p) for p in (fold.log_before_resume, fold.log_csv) if p.is_file() and p.stat().st_size]
+    if not frames:
+        return
+    rows = pd.concat(frames, ignore_index=True)
+    rows[rows["step"] < before_step].to_csv(fold.log_before_resume, index=False)
+    fold.log_csv.unlink(missing_ok=True)
+    (fold.logs / "hparams.yaml").unlink(missing_ok=True)  # rewritten by the fit
+
+
+def join_log(fold: FoldDir) -> None:
+    """After a resumed fit: ``metrics.csv`` = the rows set aside + the resumed fit's rows."""
+    if not fold.log_before_resume.is_file():
+        return
+    frames = [pd.read_csv(p) for p in (fold.log_before_resume, fold.log_csv) if p.is_file() and p.stat().st_size]
+    fold.logs.mkdir(parents=True, exist_ok=True)
+    pd.concat(frames, ignore_index=True).to_csv(fold.log_csv, index=False)
+    fold.log_before_resume.unlink()
 
 
 def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_names: list[str]) -> None:
@@ -131,7 +187,8 @@ class Run:
         summary: ``summary.json``.
         config_text: ``config.yaml`` as written.
         predictions: fold -> that fold's ``predictions.csv``.
-        skipped: ``skipped_files.csv`` (``path, reason``).
+        skipped: ``skipped_files.csv`` (``path, reason, fold``).
+        env: ``env.json`` (provenance; empty for runs written before it existed).
     """
 
     path: Path
@@ -139,6 +196,7 @@ class Run:
     config_text: str
     predictions: dict[int, pd.DataFrame]
     skipped: pd.DataFrame
+    env: dict[str, Any] = field(default_factory=dict)
     _bundles: dict[int, Bundle] = field(default_factory=dict, repr=False)
 
     @property
@@ -207,13 +265,16 @@ def load_run(path: str | Path) -> Run:
     predictions = {}
     for fold in summary["folds"]:
         file = layout.fold(int(fold)).predictions
+        if not file.is_file() and file.with_suffix(".csv.gz").is_file():  # a published copy, gzip'd
+            file = file.with_suffix(".csv.gz")
         if not file.is_file():
             raise FileNotFoundError(f"{file} is missing; the run is incomplete")
         predictions[int(fold)] = pd.read_csv(file)
-    config, skipped = layout.config, layout.skipped
+    config, skipped, env = layout.config, layout.skipped, layout.env
     return Run(path=path, summary=summary, config_text=config.read_text() if config.is_file() else "",
                predictions=predictions,
-               skipped=pd.read_csv(skipped) if skipped.is_file() else pd.DataFrame(columns=["path", "reason"]))
+               skipped=pd.read_csv(skipped) if skipped.is_file() else pd.DataFrame(columns=["path", "reason", "fold"]),
+               env=json.loads(env.read_text()) if env.is_file() else {})
 
 
 def _fold_accuracy(fold_dir: Path, summary: dict) -> float | None:

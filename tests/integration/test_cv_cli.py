@@ -14,9 +14,9 @@ from esclab.config import load_config
 from esclab.train.cv import run_cv
 
 EXPERIMENT = "configs/experiment/paper_cnn.yaml"
-RUN_FILES = ["config.yaml", "summary.json", "skipped_files.csv", "confusion_matrix.csv", "confusion_matrix.png",
+RUN_FILES = ["config.yaml", "env.json", "summary.json", "skipped_files.csv", "confusion_matrix.csv", "confusion_matrix.png",
              "per_class_report.csv", "report.html", "report.json"]
-FOLD_FILES = ["metrics.json", "predictions.csv", "model.ckpt", "checkpoints/last.ckpt"]
+FOLD_FILES = ["metrics.json", "predictions.csv", "split.csv", "model.ckpt", "checkpoints/last.ckpt"]
 
 
 def cli_args(overrides: list[str]) -> list[str]:
@@ -48,7 +48,11 @@ def test_two_fold_cv_through_cli_writes_every_file(tiny_overrides, corrupt_datas
     assert summary["skipped"] == 2
     skipped = pd.read_csv(out / "skipped_files.csv")
     assert sorted(p.rsplit("/", 1)[1] for p in skipped["path"]) == ["absent.wav", "broken.wav"]
-    assert "file not found" in set(skipped["reason"]) and skipped["reason"].str.contains("cannot decode").any()
+    assert "file not found" in set(skipped["reason"]) and skipped["reason"].str.contains("cannot read").any()
+    assert sorted(skipped["fold"]) == [1, 2]
+    for fold in (1, 2):  # one unusable clip in each test fold, counted where it matters
+        assert json.loads((out / f"fold_{fold}" / "metrics.json").read_text())["skipped_test_clips"] == 1
+    assert summary["skipped_test_clips"] == {"1": 1, "2": 1}
     matrix = pd.read_csv(out / "confusion_matrix.csv", index_col=0)
     assert matrix.to_numpy().sum() == 12  # every usable clip tested exactly once
     report = pd.read_csv(out / "per_class_report.csv")
@@ -92,7 +96,8 @@ def test_run_folder_with_other_config_is_refused(tiny_overrides, tmp_path, capsy
     args = ["cv", "--config", EXPERIMENT, "--folds", "1", "--out", str(out), *cli_args(tiny_overrides)]
     assert main(args) == 0
     assert main([*args, "--set", "train.lr=0.1"]) == 2
-    assert "different config" in capsys.readouterr().err and "train.lr" not in ""
+    err = capsys.readouterr().err
+    assert "different config" in err and "train.lr" in err
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -31,9 +31,21 @@ def test_budget_stops_before_max_epochs(tiny_overrides, tmp_path):
     capped = load_config("configs/experiment/paper_cnn.yaml",
                          [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3", "train.max_time_min=0.000001"])
     run_cv(capped, tmp_path / "capped", progress=False)
-    steps = [json.loads((tmp_path / name / "fold_1" / "metrics.json").read_text())["steps"]
-             for name in ("full", "capped")]
-    assert steps[1] < steps[0]
+    full, cut = (json.loads((tmp_path / name / "fold_1" / "metrics.json").read_text()) for name in ("full", "capped"))
+    assert cut["steps"] < full["steps"]
+    assert full["truncated"] is False and full["completed_epochs"] == full["planned_epochs"] == 3
+    assert cut["truncated"] is True and cut["completed_epochs"] < 3 and "stopped the fold" in cut["warning"]
+    summary = json.loads((tmp_path / "capped" / "summary.json").read_text())
+    assert summary["truncated_folds"] == [1] and "fold 1: train.max_time_min" in summary["warnings"][0]
+
+
+def test_a_truncated_one_cycle_schedule_says_it_never_annealed(tiny_overrides, tmp_path):
+    cfg = load_config("configs/experiment/paper_cnn.yaml",
+                      [*tiny_overrides, "data.folds=[1]", "train.max_epochs=3", "train.lr_schedule=onecycle",
+                       "train.max_time_min=0.000001"])
+    run_cv(cfg, tmp_path / "run", progress=False)
+    metrics = json.loads((tmp_path / "run" / "fold_1" / "metrics.json").read_text())
+    assert metrics["truncated"] and "one-cycle schedule never reached its annealing end" in metrics["warning"]
 
 
 def test_simple_profiler_writes_where_the_time_went(tiny_overrides, tmp_path):

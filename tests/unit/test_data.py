@@ -8,9 +8,10 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from esclab.data import DatasetNotFoundError, load_esc50, load_folder
-from esclab.data.datamodule import FoldDataModule, split_validation, stage_fraction
+from esclab.data.datamodule import EpochSampler, FoldDataModule, split_validation, stage_fraction
 from esclab.data.esc50 import download_esc50, sha256_of
 
 
@@ -118,8 +119,43 @@ def test_progressive_fractions_are_nested_and_stratified():
 
 
 def test_no_validation_when_fraction_is_zero():
-    train, val = split_validation(np.arange(10), np.zeros(10, int), 0.0, 0)
+    train, val = split_validation(np.arange(10), np.zeros(10, int), np.arange(10), 0.0, 0)
     assert len(val) == 0 and len(train) == 10
+
+
+def test_validation_split_never_shares_a_recording_with_training():
+    # 5 classes x 8 recordings x 4 clips cut from each, like ESC-50's src_file.
+    targets = np.repeat(np.arange(5), 32)
+    groups = np.repeat(np.arange(40), 4)
+    for seed in range(5):
+        train, val = split_validation(np.arange(160), targets, groups, 0.25, seed)
+        assert not set(groups[train]) & set(groups[val])
+        assert sorted([*train, *val]) == list(range(160))
+        assert np.bincount(targets[val]).tolist() == [8] * 5  # stratified: 2 of each class's 8 recordings
+
+
+def test_grouped_split_falls_back_to_unstratified_when_classes_have_few_recordings():
+    targets = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    groups = np.array([0, 0, 1, 2, 2, 3, 4, 5])
+    train, val = split_validation(np.arange(8), targets, groups, 0.25, 0)
+    assert len(val) and not set(groups[train]) & set(groups[val])
+
+
+def test_a_single_recording_cannot_be_split():
+    with pytest.raises(ValueError, match="at least 2 source groups"):
+        split_validation(np.arange(4), np.zeros(4, int), np.zeros(4, int), 0.25, 0)
+
+
+def test_training_order_and_variants_depend_on_seed_and_epoch_only():
+    sampler = EpochSampler(10, seed=3, variants=2)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    resumed = EpochSampler(10, seed=3, variants=2, epoch=1)
+    assert list(resumed) == second and first != second
+    assert sorted(i for i, _ in second) == list(range(10)) and {k for _, k in second} <= {0, 1, 2}
+    torch.manual_seed(0)
+    assert list(EpochSampler(10, seed=3, variants=2, epoch=1)) == second  # the global RNG plays no part
 
 
 def test_progressive_loader_grows_with_the_epoch():

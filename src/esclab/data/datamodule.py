@@ -1,17 +1,23 @@
 """Lightning data for one cross-validation fold, from cached log-mels held in memory.
 
 The test fold is never seen by training: early stopping and the LR plateau watch a
-stratified validation split taken from the training folds, and the optional per-band
-standardisation statistics come from the training split only.
+validation split taken from the training folds by source recording (no recording on both
+sides), stratified by class where the data allow; the optional per-band standardisation
+statistics come from the training split only.
+
+The training order and the bank variant of each draw are a function of (seed, epoch) alone
+(:class:`EpochSampler`), so a fold resumed at epoch k sees the batches an uninterrupted one does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import lightning as L
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from esclab.features.frontend import band_statistics
 
@@ -22,8 +28,8 @@ class SpectrogramDataset(Dataset):
     Args:
         specs: ``(N, M, T)`` clean log-mels.
         targets: ``(N,)`` class indices.
-        bank: optional ``(K, N, M, T)`` augmented variants; each draw picks the clean
-            clip or one of its K variants uniformly (training only).
+        bank: optional ``(K, N, M, T)`` augmented variants (training only): an item ``(i, k)``
+            gives clip ``i``'s variant ``k`` (0: the clean clip, 1..K: the bank), a plain ``i`` the clean clip.
     """
 
     def __init__(self, specs: torch.Tensor, targets: torch.Tensor, bank: torch.Tensor | None = None):
@@ -32,13 +38,35 @@ class SpectrogramDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        spec = self.specs[i]
-        if self.bank is not None:
-            k = int(torch.randint(self.bank.shape[0] + 1, ()).item())
-            if k > 0:
-                spec = self.bank[k - 1, i]
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, k = item if isinstance(item, tuple) else (item, 0)
+        spec = self.bank[k - 1, i] if k > 0 and self.bank is not None else self.specs[i]
         return spec.unsqueeze(0), self.targets[i]
+
+
+class EpochSampler(Sampler):
+    """Shuffled ``(index, variant)`` pairs drawn from ``(seed, epoch)`` alone.
+
+    Lightning calls :meth:`set_epoch` before every epoch (as for a ``DistributedSampler``); the draw
+    happens when iteration starts, so a run resumed at epoch k gets exactly epoch k's order and
+    variants. ``variants`` is the bank size K: each clip is drawn clean or as one of its K variants,
+    uniformly.
+    """
+
+    def __init__(self, n: int, seed: int, variants: int = 0, epoch: int = 0):
+        self.n, self.seed, self.variants, self.epoch = n, seed, variants, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n)
+        variant = rng.integers(0, self.variants + 1, self.n)
+        return iter(zip(order.tolist(), variant.tolist(), strict=True))
 
 
 class FoldDataModule(L.LightningDataModule):
@@ -50,20 +78,22 @@ class FoldDataModule(L.LightningDataModule):
         folds: ``(N,)`` fold numbers.
         test_fold: the held-out fold.
         batch_size: training batch size (evaluation uses twice that).
-        val_fraction: share of the training folds held out for validation (stratified).
-        seed: seeds the validation split.
+        val_fraction: share of the training folds held out for validation (grouped, see
+            :func:`split_validation`).
+        seed: seeds the validation split and the training order.
         standardize: compute per-band mean/std on the training split (see ``norm_stats``).
         bank: optional ``(K, N, M, T)`` augmented variants for training clips.
         num_workers: DataLoader workers.
         progressive: curriculum stages ``[{fraction, epochs}, ...]``: the first ``epochs`` train on
             ``fraction`` of the training split, and so on; the full split after the last stage. The
             trainer must reload the training loader every epoch.
+        groups: ``(N,)`` source recording of each clip (``None``: every clip its own).
     """
 
     def __init__(self, specs: np.ndarray | torch.Tensor, targets: np.ndarray, folds: np.ndarray, test_fold: int,
                  batch_size: int = 32, val_fraction: float = 0.1, seed: int = 42, standardize: bool = False,
                  bank: np.ndarray | torch.Tensor | None = None, num_workers: int = 0,
-                 progressive: list[dict] | None = None):
+                 progressive: list[dict] | None = None, groups: np.ndarray | None = None):
         super().__init__()
         if test_fold not in set(int(k) for k in folds):
             raise ValueError(f"test fold {test_fold} not in the data (folds: {sorted(set(int(k) for k in folds))})")
@@ -73,8 +103,9 @@ class FoldDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         folds = np.asarray(folds)
         self.test_idx = np.flatnonzero(folds == test_fold)
-        self.train_idx, self.val_idx = split_validation(np.flatnonzero(folds != test_fold),
-                                                        np.asarray(targets), val_fraction, seed)
+        groups = np.arange(len(folds)) if groups is None else np.asarray(groups)
+        self.train_idx, self.val_idx = split_validation(np.flatnonzero(folds != test_fold), np.asarray(targets),
+                                                        groups, val_fraction, seed)
         self.progressive = list(progressive or [])
         self.norm_stats = band_statistics(self.specs[self.train_idx]) if standardize else None
 
@@ -98,10 +129,13 @@ class FoldDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         epoch = int(self.trainer.current_epoch) if self.trainer else 0
-        generator = torch.Generator().manual_seed(self.seed + epoch)
         fraction = stage_fraction(self.progressive, epoch)
-        return DataLoader(self._subset(self.train_indices(fraction), bank=True), batch_size=self.batch_size, shuffle=True,
-                          generator=generator, num_workers=self.num_workers, drop_last=False)
+        data = self._subset(self.train_indices(fraction), bank=True)
+        variants = 0 if data.bank is None else int(data.bank.shape[0])
+        # Its own generator: the loader's worker seed never draws from (and shifts) the global RNG.
+        return DataLoader(data, batch_size=self.batch_size, sampler=EpochSampler(len(data), self.seed, variants, epoch),
+                          generator=torch.Generator().manual_seed(self.seed + epoch), num_workers=self.num_workers,
+                          drop_last=False)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self._subset(self.val_idx), batch_size=self.batch_size * 2, num_workers=self.num_workers)
@@ -110,19 +144,31 @@ class FoldDataModule(L.LightningDataModule):
         return DataLoader(self._subset(self.test_idx), batch_size=self.batch_size * 2, num_workers=self.num_workers)
 
 
-def split_validation(train_idx: np.ndarray, targets: np.ndarray, fraction: float,
+def split_validation(train_idx: np.ndarray, targets: np.ndarray, groups: np.ndarray, fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of ``train_idx`` into (train, validation); ``fraction=0`` gives no validation."""
+    """Split ``train_idx`` into (train, validation) by group; ``fraction=0`` gives no validation.
+
+    No group (source recording) appears on both sides. Stratified by class with scikit-learn's
+    ``StratifiedGroupKFold`` (one fold of ``round(1 / fraction)``: the validation share is close to
+    ``fraction``) when every class has that many groups; otherwise ``GroupShuffleSplit`` (grouped only).
+
+    Raises:
+        ValueError: fewer than two groups to split.
+    """
     if fraction <= 0:
         return train_idx, train_idx[:0]
-    labels = targets[train_idx]
-    n_classes = len(np.unique(labels))
-    n_val = max(int(round(len(train_idx) * fraction)), 1)
-    counts = np.bincount(labels)
-    can_stratify = counts[counts > 0].min() >= 2 and n_classes <= n_val <= len(train_idx) - n_classes
-    stratify = labels if can_stratify else None
-    train, val = train_test_split(train_idx, test_size=n_val, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(val)
+    labels, group_ids = targets[train_idx], groups[train_idx]
+    n_splits = max(2, round(1 / fraction))
+    groups_per_class = [len(np.unique(group_ids[labels == c])) for c in np.unique(labels)]
+    if len(np.unique(group_ids)) < 2:
+        raise ValueError(f"a validation split needs at least 2 source groups, the training folds have "
+                         f"{len(np.unique(group_ids))}; set data.val_fraction=0")
+    if min(groups_per_class) >= n_splits:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    train, val = next(splitter.split(train_idx, labels, group_ids))
+    return np.sort(train_idx[train]), np.sort(train_idx[val])
 
 
 def stage_fraction(stages: list[dict], epoch: int) -> float:

@@ -8,6 +8,7 @@ absent and we are online, the official archive is downloaded and checked.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -20,16 +21,47 @@ from tqdm import tqdm
 
 from esclab.data.table import ClipTable, resolve_rows
 
+log = logging.getLogger(__name__)
+
 ARCHIVE_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
 # sha256 of the official meta/esc50.csv: the archive itself is rebuilt by GitHub on every
 # request (its bytes change), so the check is on the metadata it must contain plus the clip count.
 METADATA_SHA256 = "8f8cb574a57e381872129b77425ab31a3c69b93a7a82101ede48e0abbb9990ca"
 NUM_CLIPS = 2000
+NUM_CLIPS_ESC10 = 400
 DEFAULT_ROOT = Path("data") / "ESC-50"
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is neither on disk nor downloadable; the message says how to point at a copy."""
+
+
+class IncompleteDatasetError(ValueError):
+    """Clips the ESC-50 metadata lists are missing or unreadable; the message names them."""
+
+
+def require_complete(table: ClipTable, allow_missing: bool, expected: int = NUM_CLIPS, shown: int = 20) -> None:
+    """Stop when any clip of the metadata cannot be used, unless ``allow_missing``.
+
+    Published ESC-50 numbers are over all 2000 clips (ESC-10: 400); a run over fewer is not
+    comparable, so it needs asking for (``--allow-missing``). A metadata file listing fewer than
+    ``expected`` clips (a deliberate subset) gets a warning.
+
+    Raises:
+        IncompleteDatasetError: ``table.skipped`` is not empty and ``allow_missing`` is off.
+    """
+    listed = len(table) + len(table.skipped)
+    if listed < expected:
+        log.warning("this ESC-50 metadata lists %d clips, not the official %d: numbers are not comparable "
+                    "to published results", listed, expected)
+    if not table.skipped or allow_missing:
+        return
+    names = [f"{s.path} ({s.reason})" for s in table.skipped[:shown]]
+    more = f"; and {len(table.skipped) - shown} more" if len(table.skipped) > shown else ""
+    raise IncompleteDatasetError(
+        f"{len(table.skipped)} of the {listed} clips in the ESC-50 metadata cannot be used: {'; '.join(names)}{more}. "
+        f"Repair the copy, or pass --allow-missing (set data.allow_missing=true) to run without them; the "
+        f"skipped clips are then counted per fold in the run's metrics and report.")
 
 
 def resolve_root(root: str | Path | None) -> Path:
@@ -64,6 +96,8 @@ def load_esc50(root: str | Path | None = None, esc10: bool = False, download: bo
     if esc10:
         rows = rows[rows["esc10"].astype(str).str.lower() == "true"]
     rows = rows.sort_values(["fold", "filename"]).rename(columns={"category": "label"})
+    # Several clips are cut from one recording: its id groups them for the validation split.
+    rows["group"] = rows["src_file"].astype(str) if "src_file" in rows.columns else rows["filename"].astype(str)
     # Class order follows the official target index, so ESC-50 targets match the metadata.
     names = rows.drop_duplicates("target").sort_values("target")["label"].tolist()
     return resolve_rows(rows, root / "audio", names)

@@ -6,10 +6,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from esclab.audio import native_rate
+from esclab.audio import AudioDecodeError, native_rate
 from esclab.config import AudioConfig, ConfigError, ExperimentConfig
 from esclab.data import load_dataset
 from esclab.data.bank import load_bank
+from esclab.data.esc50 import NUM_CLIPS, NUM_CLIPS_ESC10, require_complete
 from esclab.data.table import ClipTable
 from esclab.features.cache import FeatureCache
 
@@ -47,15 +48,29 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
 
     Raises:
         ConfigError: a fold in ``cfg.data.folds`` that the dataset does not have.
+        IncompleteDatasetError: ESC-50 clips missing or unreadable without ``data.allow_missing``.
     """
     table = load_dataset(cfg.data, seed=cfg.train.seed)
     missing = sorted(set(cfg.data.folds) - set(table.folds()))
     if check_folds and missing:
         raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
                           f"choose with --folds")
+    rates, unreadable = {}, {}
+    for path in table.clips["path"]:
+        try:
+            rates[path] = native_rate(path)
+        except AudioDecodeError as err:
+            unreadable[path] = str(err).removeprefix(f"{path}: ")
+    table = table.without(unreadable)
+    official = cfg.data.dataset in ("esc50", "esc10")
+    expected = NUM_CLIPS_ESC10 if cfg.data.dataset == "esc10" else NUM_CLIPS
+    if official:  # before any work: a copy missing clips is not ESC-50
+        require_complete(table, cfg.data.allow_missing, expected)
     cache = FeatureCache(cfg.audio, cfg.features)
     specs, bad = cache.load(table.clips["path"].tolist(), table.clips["clip_id"].tolist(), progress=progress)
     table = table.without(bad)
+    if official and bad:  # a header that read but audio that did not
+        require_complete(table, cfg.data.allow_missing, expected)
     bank = load_bank(cfg, table, progress=progress)
-    data_rate = min((native_rate(p) for p in table.clips["path"]), default=None)
+    data_rate = min((rates[p] for p in table.clips["path"]), default=None)
     return PreparedData(table, specs, bank, data_rate)

@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
@@ -31,8 +31,18 @@ from esclab.data.prepare import PreparedData, prepare_data
 from esclab.evaluate import metrics as M
 from esclab.evaluate.plots import confusion_figure, save
 from esclab.features.cache import file_id
-from esclab.runs import FoldDir, RunDir, write_json, write_predictions
-from esclab.train.callbacks import EpochTimer
+from esclab.provenance import RunProvenance
+from esclab.runs import (
+    FoldDir,
+    RunDir,
+    join_log,
+    set_log_aside,
+    write_json,
+    write_predictions,
+    write_skipped,
+    write_split,
+)
+from esclab.train.callbacks import EpochTimer, FitClock, ReseedEveryEpoch
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.probe import load_embeddings, probe_fold
 
@@ -90,13 +100,19 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
     _claim_run_dir(out, cfg)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
+    provenance = RunProvenance(run.env, torch.get_num_threads())
+    if is_main_process():
+        provenance.start()
     start = time.perf_counter()
     data = prepare_data(cfg, progress=progress)
     if cfg.train.mode == "probe":
         paths = data.table.clips["path"].tolist()
         data.embeddings = load_embeddings(cfg, data.specs, data.table.clips["clip_id"].tolist(),
                                           [file_id(p) for p in paths], len(data.table.class_names), progress=progress)
-    _write_skipped(out, data.table.skipped)
+    if is_main_process():
+        write_skipped(run.skipped, data.table.skipped)
+    for skipped in data.table.skipped:
+        log.warning("skipped %s (fold %d): %s", skipped.path, skipped.fold, skipped.reason)
     results = {}
     for fold in cfg.data.folds:
         fold_dir = run.fold(fold)
@@ -105,9 +121,12 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
             results[fold] = json.loads(fold_dir.metrics.read_text())
             continue
         results[fold] = train_fold(cfg, data, fold, fold_dir.path, progress=progress)
+        if is_main_process():
+            provenance.fold_finished(fold)
     if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
         return CVResult(out, results)
     summary = summarize(run, cfg, data.table, results, time.perf_counter() - start)
+    provenance.end()
     return CVResult(out, results, summary)
 
 
@@ -122,8 +141,9 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     if saved.is_file():
         previous = to_dict(load_config_file(saved))
         current = to_dict(cfg)
-        for d in (previous, current):  # which folds run and how it prints may change on resume
+        for d in (previous, current):  # which folds run, how it prints and permissions may change on resume
             d["data"].pop("folds")
+            d["data"].pop("allow_missing", None)
             d["train"].pop("progress_bar")
         if previous != current:
             diff = sorted(f"{g}.{k}" for g in current if isinstance(current[g], dict)
@@ -133,14 +153,6 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         save_config(cfg, saved)
-
-
-def _write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
-    if not is_main_process():
-        return
-    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(RunDir(out).skipped, index=False)
-    for path, reason in skipped:
-        log.warning("skipped %s: %s", path, reason)
 
 
 def build_profiler(name: str | None, fold_dir: Path) -> Profiler | None:
@@ -178,7 +190,12 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
 
 def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path,
                progress: bool = True) -> dict[str, Any]:
-    """Train on every fold but ``fold``, test on ``fold``; write metrics, predictions and the bundle."""
+    """Train on every fold but ``fold``, test on ``fold``; write metrics, predictions and the bundle.
+
+    A fold resumed from ``last.ckpt`` gives the metrics an uninterrupted one does: the batch order,
+    bank variants and global RNGs are functions of (seed, epoch), and the per-epoch log and fit time
+    carry over from the earlier sessions.
+    """
     if cfg.train.mode == "probe":
         return _probe_fold(cfg, data, fold, fold_dir)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -186,31 +203,38 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     dm = FoldDataModule(data.specs, clips["target"].to_numpy(), clips["fold"].to_numpy(), fold,
                         batch_size=cfg.train.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
                         standardize=cfg.features.standardize, bank=data.bank, num_workers=cfg.data.num_workers,
-                        progressive=cfg.train.progressive)
+                        progressive=cfg.train.progressive, groups=clips["group"].to_numpy())
+    files = FoldDir(fold_dir)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    write_split(files.split, clips["clip_id"], {"train": dm.train_idx, "val": dm.val_idx, "test": dm.test_idx})
     mean, std = dm.norm_stats if dm.norm_stats is not None else (None, None)
     has_val = len(dm.val_idx) > 0
     train = {**to_dict(cfg)["train"], "monitor": cfg.train.monitor if has_val else "train_loss"}
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
                               train=train, augment=to_dict(cfg)["augment"],
                               norm_mean=mean, norm_std=std, input_size=cfg.features.input_size)
-    timer = EpochTimer()
-    trainer = build_trainer(cfg, fold_dir, [timer], has_val=has_val)
-    last = FoldDir(fold_dir).last_checkpoint
-    fit_start = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
-    fit_time = time.perf_counter() - fit_start
+    timer, clock = EpochTimer(), FitClock()
+    trainer = build_trainer(cfg, fold_dir, [timer, clock, ReseedEveryEpoch(cfg.train.seed)], has_val=has_val)
+    last = files.last_checkpoint
+    resume = last.is_file()
+    if resume and trainer.is_global_zero:
+        set_log_aside(files, _checkpoint(last)["global_step"])
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    if trainer.is_global_zero:
+        join_log(files)
     tested_path = (trainer.checkpoint_callback.best_model_path if has_val else "") or str(last)
     probs = predict(module, dm, tested_path)
-    # Our own checkpoint, written by this fit (it holds Lightning's loop state, so not weights_only).
-    tested = torch.load(tested_path, map_location="cpu", weights_only=False)
     result = {
         "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
-        "tested_epoch": int(tested["epoch"]) + 1,
+        "tested_epoch": int(_checkpoint(tested_path)["epoch"]) + 1,
         "epochs": int(trainer.current_epoch),
+        **time_cap_facts(trainer, cfg),
         "steps": int(trainer.global_step),
         "epoch_time_s": float(np.mean(timer.times)) if timer.times else None,
-        "fit_time_s": round(fit_time, 1),
+        "fit_time_s": round(clock.total, 1),
         "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)),
+        "val_groups_shared_with_train": int(len(set(clips["group"].iloc[dm.val_idx]) &
+                                                set(clips["group"].iloc[dm.train_idx]))),
         "devices": int(trainer.world_size),
     }
     if not trainer.is_global_zero:
@@ -218,13 +242,43 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     return _finish_fold(cfg, data, fold, fold_dir, dm.test_idx, probs, module.model, module.standardize, result)
 
 
+def _checkpoint(path: str | Path) -> dict[str, Any]:
+    """One of this fold's own Lightning checkpoints (it holds loop state, so not ``weights_only``)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def time_cap_facts(trainer: L.Trainer, cfg: ExperimentConfig) -> dict[str, Any]:
+    """``truncated`` (always written): did ``train.max_time_min`` stop the fold before its planned epochs?
+
+    Early stopping on a validation split is part of a recipe and is not truncation. A truncated
+    one-cycle schedule never annealed its learning rate; ``warning`` says so.
+    """
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    stopped_early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
+    done = trainer.fit_loop.epoch_progress.current.completed
+    truncated = bool(timer is not None and timer.time_remaining() <= 0 and not stopped_early
+                     and done < cfg.train.max_epochs)
+    facts: dict[str, Any] = {"truncated": truncated, "planned_epochs": int(cfg.train.max_epochs),
+                             "completed_epochs": int(done)}
+    if truncated:
+        facts["warning"] = (f"train.max_time_min={cfg.train.max_time_min} stopped the fold after {done} of "
+                            f"{cfg.train.max_epochs} planned epochs")
+        if cfg.train.lr_schedule == "onecycle":
+            facts["warning"] += ": the one-cycle schedule never reached its annealing end"
+        log.warning(facts["warning"])
+    return facts
+
+
 def _probe_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path) -> dict[str, Any]:
     """``train.mode=probe``: a linear head on the cached embeddings of the training folds."""
     folds = data.table.clips["fold"].to_numpy()
     train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    write_split(FoldDir(fold_dir).split, data.table.clips["clip_id"], {"train": train_idx, "test": test_idx})
     model, probs, facts = probe_fold(cfg, data.embeddings, data.table.clips["target"].to_numpy(), folds,
                                      train_idx, test_idx, len(data.table.class_names))
-    result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "n_train": int(len(train_idx)), "n_val": 0}
+    result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "truncated": False,
+              "n_train": int(len(train_idx)), "n_val": 0}
     return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, None, result)
 
 
@@ -232,6 +286,7 @@ def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir:
                  probs: np.ndarray, model: torch.nn.Module, standardize: torch.nn.Module | None,
                  facts: dict[str, Any]) -> dict[str, Any]:
     """Write a tested fold: ``predictions.csv``, the bundle ``model.ckpt`` and ``metrics.json`` (last)."""
+    facts["skipped_test_clips"] = sum(1 for s in data.table.skipped if s.fold == fold)
     test = data.table.clips.iloc[test_idx].reset_index(drop=True)
     audio = data.bundle_audio(cfg.audio)
     result = {
@@ -285,7 +340,11 @@ def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dic
         "epoch_time_s_mean": float(np.mean(epoch_times)) if epoch_times else None,
         "wall_time_s_this_session": round(wall_time, 1),
         "fit_time_s_total": round(sum(r.get("fit_time_s", 0) for r in results.values()), 1),
-        "n_clips": len(table), "skipped": len(table.skipped), "class_names": names,
+        "n_clips": len(table), "skipped": len(table.skipped),
+        "skipped_test_clips": {str(k): results[k].get("skipped_test_clips", 0) for k in sorted(results)},
+        "truncated_folds": [k for k in sorted(results) if results[k].get("truncated")],
+        "warnings": [f"fold {k}: {results[k]['warning']}" for k in sorted(results) if results[k].get("warning")],
+        "class_names": names,
         "top_confusions": M.top_confusions(matrix, names).to_dict(orient="records"),
     }
     write_json(run.summary, summary)
