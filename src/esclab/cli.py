@@ -248,6 +248,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="two or more finished run folders")
     p.add_argument("--out", required=True, help="HTML file; the JSON goes beside it")
+    p.add_argument("--allow-different-tests", action="store_true",
+                   help="compare runs tested on different clips (other folds, skipped clips); the page says how")
 
 
 @command("compare", "compare runs: accuracy, per-class accuracy and paired tests over folds, in one HTML page",
@@ -255,7 +257,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from esclab.evaluate.compare import compare_runs
 
-    result = compare_runs(args.runs, args.out)  # fewer than two runs, other classes: ValueError -> main()
+    # fewer than two runs, other classes, other test clips: ValueError -> main()
+    result = compare_runs(args.runs, args.out, allow_different_tests=args.allow_different_tests)
     print(f"comparison: {result.html} (numbers: {result.json})")
     return 0
 

@@ -115,6 +115,26 @@ def test_compare_two_runs(runs, tmp_path):
     assert "http://" not in out.read_text() and "https://" not in out.read_text()
 
 
+def test_report_shows_provenance_and_the_run_name_not_a_machine_path(runs):
+    html = (runs[0] / "report.html").read_text()
+    data = json.loads((runs[0] / "report.json").read_text())
+    env = json.loads((runs[0] / "env.json").read_text())
+    assert data["run"] == "run_a" and str(runs[0].resolve()) not in html
+    assert "Provenance" in html and data["sections"]["provenance"]["machine"]["cpu"] == env["machine"]["cpu"]
+    assert "torch " + env["versions"]["torch"] in html
+
+
+def test_compare_refuses_runs_tested_on_different_clips_or_says_how(runs, tmp_path, capsys):
+    one_fold = make_tiny_run(runs[0].parent, "run_fold1", "data.folds=[1]")
+    out = tmp_path / "compare.html"
+    assert main(["compare", str(runs[0]), str(one_fold), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "tested on different clips" in err and "only in run_a" in err and "--allow-different-tests" in err
+    assert main(["compare", str(runs[0]), str(one_fold), "--out", str(out), "--allow-different-tests"]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["test_set_differences"]
+    assert "tested on different clips" in out.read_text()
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert main(["compare", str(tmp_path / "missing"), "--out", str(tmp_path / "c.html")]) == 2

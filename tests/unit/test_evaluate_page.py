@@ -50,3 +50,11 @@ def test_json_is_strict(tmp_path):
     data = {"a": np.float32(0.5), "b": [np.int64(3), math.nan], "c": np.array([1.0, math.inf])}
     assert plain(data) == {"a": 0.5, "b": [3, None], "c": [1.0, None]}
     assert json.loads(write_json(data, tmp_path / "x.json").read_text()) == plain(data)
+
+
+def test_score_bars_have_round_ticks_within_the_score_range():
+    from esclab.evaluate.plots import grouped_bar_figure
+
+    fig = grouped_bar_figure(["fold 1", "fold 2"], {"accuracy": [0.9, 0.8], "macro-F1": [0.85, 0.75]}, ylim=(0, 1))
+    ticks = fig.axes[0].get_yticks()
+    assert np.allclose(ticks, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])

@@ -64,16 +64,34 @@ def paired_tests(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
     return result
 
 
-def compare_runs(run_dirs: list[str | Path], out: str | Path) -> CompareResult:
-    """Compare finished runs on the same classes.
+def test_set_differences(runs: list[Run], labels: list[str], shown: int = 5) -> list[str]:
+    """How the runs' pooled test clips differ from the first run's (empty: the same clips)."""
+    reference = set(runs[0].pooled["clip_id"].astype(str))
+    lines = []
+    for label, run in zip(labels[1:], runs[1:], strict=True):
+        clips = set(run.pooled["clip_id"].astype(str))
+        if clips == reference:
+            continue
+        extra, absent = sorted(clips - reference), sorted(reference - clips)
+        lines.append(f"{label} (folds {run.folds}) vs {labels[0]} (folds {runs[0].folds}): "
+                     f"{len(extra)} test clip(s) only in {label} {extra[:shown]}, "
+                     f"{len(absent)} only in {labels[0]} {absent[:shown]}")
+    return lines
+
+
+def compare_runs(run_dirs: list[str | Path], out: str | Path, allow_different_tests: bool = False) -> CompareResult:
+    """Compare finished runs on the same classes and the same test clips.
 
     Args:
         run_dirs: two or more run folders.
         out: HTML path; the JSON goes beside it with ``.json``.
+        allow_different_tests: compare runs whose test clips differ (other folds, skipped clips); the
+            page then says how they differ.
 
     Raises:
         FileNotFoundError: a folder is not a finished run.
-        ValueError: fewer than two runs, or runs over different classes.
+        ValueError: fewer than two runs, runs over different classes, or (unless
+            ``allow_different_tests``) over different test clips; the message says how they differ.
     """
     if len(run_dirs) < 2:
         raise ValueError("compare needs at least two runs")
@@ -81,16 +99,23 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path) -> CompareResult:
     if any(r.class_names != runs[0].class_names for r in runs):
         raise ValueError("the runs classify different class lists; compare runs on the same dataset")
     labels = run_labels(runs)
+    differences = test_set_differences(runs, labels)
+    if differences and not allow_different_tests:
+        raise ValueError("the runs were tested on different clips, so their numbers are not comparable: "
+                         + "; ".join(differences) + ". Pass --allow-different-tests to compare them anyway")
     figures = Figures()
     sections = [accuracy_section(runs, labels, figures), per_class_section(runs, labels, figures),
                 tests_section(runs, labels)]
+    if differences:
+        sections[0].text.insert(0, "Warning: the runs were tested on different clips: " + "; ".join(differences)
+                                + ".")
     out = Path(out)
     generated = f"{datetime.now():%Y-%m-%d %H:%M}"
     render(out, f"Comparison of {len(runs)} runs", f"generated {generated} by esclab {__version__}", sections,
            figures, [("Run folders", "\n".join(f"{label}: {r.path.resolve()}" for label, r in zip(labels, runs,
                                                                                                   strict=True)))])
     json_path = write_json({"runs": dict(zip(labels, [str(r.path.resolve()) for r in runs], strict=True)),
-                            "generated": generated, "figures": figures.numbers,
+                            "test_set_differences": differences, "generated": generated, "figures": figures.numbers,
                             "sections": {s.anchor: s.data for s in sections}}, out.with_suffix(".json"))
     return CompareResult(out, json_path)
 
@@ -105,7 +130,7 @@ def accuracy_section(runs: list[Run], labels: list[str], figures: Figures) -> Se
     key = figures.add("accuracy", grouped_bar_figure(
         labels, {"accuracy": numbers["accuracy_mean"], "macro-F1": numbers["macro_f1_mean"]},
         {"accuracy": numbers["accuracy_std"], "macro-F1": numbers["macro_f1_std"]}, ylabel="score",
-        title="Mean ± std over folds", ylim=(0, 1.1)), numbers)
+        title="Mean ± std over folds", ylim=(0, 1)), numbers)
     folds = sorted({f for r in runs for f in r.folds})
     per_fold = pd.DataFrame({"fold": folds, **{label: [r.fold_metrics(f)["accuracy"] if f in r.folds else np.nan
                                                         for f in folds] for label, r in zip(labels, runs, strict=True)}})

@@ -80,8 +80,9 @@ def grouped_bar_figure(categories: list[str], series: dict[str, list[float]],
     ax.set_xticks(x, categories, rotation=20 if max(map(len, categories), default=0) > 12 else 0, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if ylim:  # headroom above the top for the legend, so it never covers bars or tick labels
-        ax.set_yticks(np.linspace(ylim[0], ylim[1], 6))
+    if ylim:  # round ticks within ylim; headroom above it for the legend, so it never covers bars or labels
+        ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(*ylim)
+        ax.set_yticks(ticks[(ticks >= ylim[0] - 1e-9) & (ticks <= ylim[1] + 1e-9)])
         ax.set_ylim(ylim[0], ylim[1] + 0.2 * (ylim[1] - ylim[0]))
     if len(series) > 1:
         ax.legend(fontsize=8, loc="upper right", ncol=len(series), frameon=False)

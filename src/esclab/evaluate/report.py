@@ -89,10 +89,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
                 heatmap_section(run, figures, options.max_heatmaps)]
     if options.robustness:
         sections.append(robustness_section(run, figures, options.robustness_clips, options.seed))
+    sections.append(provenance_section(run))
     header = {"name": run.summary.get("name", run.name), "model": run.summary.get("model", ""),
-              "run": str(run.path.resolve()), "generated": f"{datetime.now():%Y-%m-%d %H:%M}",
+              "run": run.name, "commit": run.env.get("commit"), "generated": f"{datetime.now():%Y-%m-%d %H:%M}",
               "esclab_version": __version__}
-    meta = (f"model {header['model']} · run folder {header['run']} · generated {header['generated']} by esclab "
+    commit = f" · commit {header['commit'][:12]}{' + edits' if run.env.get('dirty') else ''}" if header["commit"] else ""
+    meta = (f"model {header['model']} · run {header['run']}{commit} · generated {header['generated']} by esclab "
             f"{__version__}")
     render(html, header["name"], meta, sections, figures, [("Resolved config (config.yaml)", run.config_text)])
     json_path = write_json({**header, "options": asdict(options), "figures": figures.numbers,
@@ -104,18 +106,22 @@ def summary_section(run: Run, figures: Figures) -> Section:
     """Accuracy and macro-F1 per fold, mean +- std, and the skipped files."""
     s = run.summary
     folds = pd.DataFrame([{k: run.fold_metrics(f).get(k) for k in
-                           ("fold", "accuracy", "macro_f1", "n_test", "epochs", "tested_epoch", "fit_time_s")}
+                           ("fold", "accuracy", "macro_f1", "n_test", "skipped_test_clips", "n_val", "epochs",
+                            "tested_epoch", "checkpoint_rule", "truncated", "fit_time_s")}
                           for f in run.folds])
     numbers = {"folds": run.folds, "accuracy": folds["accuracy"].tolist(), "macro_f1": folds["macro_f1"].tolist()}
     key = figures.add("fold_scores", grouped_bar_figure(
         [f"fold {f}" for f in run.folds], {"accuracy": numbers["accuracy"], "macro-F1": numbers["macro_f1"]},
-        ylabel="score", title="Test score per fold", ylim=(0, 1.08)), numbers)
+        ylabel="score", title="Test score per fold", ylim=(0, 1)), numbers)
     text = [f"Accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} %, macro-F1 "
             f"{100 * s['macro_f1_mean']:.1f} ± {100 * s['macro_f1_std']:.1f} % (mean ± sample standard deviation "
             f"over {len(run.folds)} fold(s)); pooled accuracy {100 * s['pooled_accuracy']:.1f} % on "
             f"{len(run.pooled)} test clips.",
             f"{s.get('n_clips', len(run.pooled))} clips, {len(run.class_names)} classes, "
-            f"{len(run.skipped)} file(s) skipped as unreadable."]
+            f"{len(run.skipped)} file(s) skipped as unreadable"
+            + (f", of them {sum(s['skipped_test_clips'].values())} test clip(s) (per fold in the table)."
+               if s.get("skipped_test_clips") else ".")]
+    text += [f"Warning: {w}." for w in s.get("warnings", [])]
     tables = [("Per fold", table_from_frame(folds, SCORE_FORMATS), True)]
     if len(run.skipped):
         tables.append(("Skipped files", table_from_frame(run.skipped), False))
@@ -124,6 +130,29 @@ def summary_section(run: Run, figures: Figures) -> Section:
     return Section("summary", "Summary", text, [key], tables,
                    data={**data, "folds": folds.to_dict(orient="records"), "skipped_files": run.skipped.to_dict(
                        orient="records")})
+
+
+def provenance_section(run: Run) -> Section:
+    """Where the numbers came from: ``env.json``'s commit, versions, machine and each session's command."""
+    env = run.env
+    section = Section("provenance", "Provenance")
+    if not env:
+        section.text.append("This run has no env.json (written by esclab since its provenance record was added).")
+        return section
+    dirty = {True: " with uncommitted changes", False: "", None: ""}[env.get("dirty")]
+    machine, versions = env.get("machine", {}), env.get("versions", {})
+    section.text += [
+        f"Code: commit {env.get('commit') or 'unknown (not a git checkout)'}{dirty}.",
+        f"Machine: {machine.get('cpu')} ({machine.get('cpu_count')} cores, torch threads "
+        f"{machine.get('torch_threads')}), {machine.get('platform')}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + "."]
+    sessions = pd.DataFrame([{"start": x.get("start"), "end": x.get("end") or "(interrupted)",
+                              "commit": (x.get("commit") or "")[:12], "folds finished": x.get("folds_finished"),
+                              "command": " ".join(x.get("argv", []))} for x in env.get("sessions", [])])
+    section.text += [f"Warning: {w}" for x in env.get("sessions", []) for w in x.get("warnings", [])]
+    section.tables.append(("Sessions", table_from_frame(sessions), True))
+    section.data = env
+    return section
 
 
 def training_section(run: Run, figures: Figures) -> Section:
