@@ -41,7 +41,9 @@ class DataConfig:
 
     ``dataset``: ``esc50``, ``esc10`` (the ESC-10 subset of ESC-50) or ``folder``
     (any audio plus a CSV with ``path,label[,fold][,group]``).
-    ``root``: dataset folder; ``None`` means ``$ESCLAB_DATA``, then ``./data/ESC-50``.
+    ``root``: dataset folder; ``None`` means ``$ESCLAB_DATA``, then ``./data/ESC-50`` (for ``folder``: the CSV's folder).
+    ``csv``: for ``folder``, the CSV; a relative one is looked up in ``root`` first, then in the current
+    directory, and the relative paths inside it are relative to ``root``.
     """
 
     dataset: str = "esc50"
