@@ -135,6 +135,8 @@ class TrainConfig:
     with inverse regularisation ``probe_c`` per fold, folded into the model's linear head; with a
     ``probe_c_grid``, C is chosen per fold by cross-validation over the training folds only.
     Without a validation split the last epoch is tested; with one, the best validation epoch.
+    ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
+    reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
 
     mode: str = "fit"
@@ -165,6 +167,7 @@ class TrainConfig:
     num_nodes: int = 1
     deterministic: bool = True
     progress_bar: bool = True
+    logger: str = "csv"
     progressive: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -188,6 +191,7 @@ _CHOICES = {
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
     "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true"),
     "train.monitor": ("val_loss", "val_acc"),
+    "train.logger": ("csv", "tensorboard", "mlflow"),
 }
 
 

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -33,6 +32,7 @@ from esclab.evaluate.plots import confusion_figure, save
 from esclab.features.cache import file_id
 from esclab.runs import FoldDir, RunDir, write_json, write_predictions
 from esclab.train.callbacks import EpochTimer
+from esclab.train.loggers import build_loggers
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.probe import load_embeddings, probe_fold
 
@@ -169,7 +169,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
         callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
-        logger=CSVLogger(fold_dir, name=FoldDir(fold_dir).logs.name, version=""), enable_progress_bar=t.progress_bar,
+        logger=build_loggers(t.logger, fold_dir, cfg.name), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
         limit_val_batches=1.0 if has_val else 0, profiler=build_profiler(t.profiler, fold_dir),
