@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from esclab import __version__
 
@@ -65,15 +66,24 @@ def load_experiment(args: argparse.Namespace):
 
 @command("cv", "cross-validate an experiment on the dataset's folds", _cv_args)
 def cmd_cv(args: argparse.Namespace) -> int:
-    from esclab.train.cv import run_cv
+    from esclab.train.cv import default_run_dir, is_main_process, run_cv
+    from esclab.train.loggers import check_logger
 
-    result = run_cv(load_experiment(args), args.out)
+    cfg = load_experiment(args)
+    check_logger(cfg.train.logger)  # a missing MLflow stops here, not after the data is prepared
+    out = Path(args.out) if args.out else default_run_dir(cfg)
+    if is_main_process():  # DDP ranks > 0 run this command too; rank 0 speaks
+        print(f"{cfg.name}: model {cfg.model.name} ({cfg.train.mode}) on {cfg.data.dataset} data, folds "
+              f"{cfg.data.folds}; run folder {out}", flush=True)
+    result = run_cv(cfg, out)
     s = result.summary
     if not s:  # a non-zero DDP rank: rank 0 reports
         return 0
+    for fold, m in sorted(result.fold_metrics.items()):
+        print(f"fold {fold}: accuracy {100 * m['accuracy']:.1f} %, macro-F1 {100 * m['macro_f1']:.1f} %")
     print(f"{s['name']}: accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
           f"over folds {list(s['folds'])}, macro-F1 {100 * s['macro_f1_mean']:.1f} %, skipped {s['skipped']} "
-          f"clip(s); results in {result.out_dir}")
+          f"clip(s); results in {result.out_dir}", flush=True)
     for warning in s.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.no_report:
@@ -266,8 +276,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esclab", description="Environmental sound classification toolkit.")
     parser.add_argument("--version", action="version", version=f"esclab {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and everything Lightning says (hidden by default)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (fn, arguments, help_text) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         arguments(p)
@@ -279,14 +290,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; known errors print one clear line and exit 2 (``-v``: traceback)."""
     from esclab.bundle import BundleError
     from esclab.config import ConfigError
+    from esclab.console import configure_console
     from esclab.data import DatasetNotFoundError
     from esclab.export import ExportError
     from esclab.inference import WindowError
     from esclab.train.cv import RunConflictError
     from esclab.weights import WeightsError
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `esclab`: the help, not an error
+        parser.print_help()
+        return 0
+    configure_console(args.verbose)
     try:
         return args.handler(args)
     except (ConfigError, DatasetNotFoundError, RunConflictError, FileNotFoundError, BundleError, ExportError,

@@ -41,7 +41,9 @@ class DataConfig:
 
     ``dataset``: ``esc50``, ``esc10`` (the ESC-10 subset of ESC-50) or ``folder``
     (any audio plus a CSV with ``path,label[,fold][,group]``).
-    ``root``: dataset folder; ``None`` means ``$ESCLAB_DATA``, then ``./data/ESC-50``.
+    ``root``: dataset folder; ``None`` means ``$ESCLAB_DATA``, then ``./data/ESC-50`` (for ``folder``: the CSV's folder).
+    ``csv``: for ``folder``, the CSV; a relative one is looked up in ``root`` first, then in the current
+    directory, and the relative paths inside it are relative to ``root``.
     ``val_fraction``: share of the training folds held out for validation, split by ``group`` (the
     source recording) so no recording is on both sides.
     ``allow_missing``: run an ESC-50 copy whose metadata names clips that are missing or unreadable
@@ -138,6 +140,8 @@ class TrainConfig:
     with inverse regularisation ``probe_c`` per fold, folded into the model's linear head; with a
     ``probe_c_grid``, C is chosen per fold by cross-validation over the training folds only.
     Without a validation split the last epoch is tested; with one, the best validation epoch.
+    ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
+    reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
 
     mode: str = "fit"
@@ -168,6 +172,7 @@ class TrainConfig:
     num_nodes: int = 1
     deterministic: bool = True
     progress_bar: bool = True
+    logger: str = "csv"
     progressive: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -191,6 +196,7 @@ _CHOICES = {
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
     "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true"),
     "train.monitor": ("val_loss", "val_acc"),
+    "train.logger": ("csv", "tensorboard", "mlflow"),
 }
 
 

@@ -63,6 +63,7 @@ def test_empty_mapping_override_clears_a_group_section():
     ("train.batch_size=0", "train.batch_size must be >= 1"),
     ("train.lr=-1", "train.lr must be > 0"),
     ("train.precision=fp8", "train.precision must be one of"),
+    ("train.logger=wandb", "train.logger must be one of"),
     ("features.hop_length=4096", "features.hop_length must be in"),
     ("features.fmax=20000", "features.fmax must be in"),
     ("data.val_fraction=0.7", "data.val_fraction must be in"),

@@ -95,6 +95,29 @@ def test_folder_csv_needs_path_and_label(tmp_path):
         load_folder(csv)
 
 
+def test_relative_csv_and_its_paths_resolve_against_the_data_folder(tone_dataset, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # neither the CSV nor the clips are here
+    table = load_folder("labels.csv", tone_dataset.parent)
+    assert len(table) == 12 and not table.skipped
+    assert all(p.startswith(str(tone_dataset.parent.resolve())) for p in table.clips["path"])
+
+
+def test_relative_csv_falls_back_to_the_current_directory(tone_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tone_dataset.parent)
+    table = load_folder("labels.csv", tmp_path / "empty")  # not in the data folder: found here
+    assert len(table) == 0 and len(table.skipped) == 12  # but its paths are the data folder's
+
+
+def test_missing_csv_names_both_places_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        load_folder("labels.csv", tmp_path / "my_sounds")
+    assert str(tmp_path / "my_sounds" / "labels.csv") in str(err.value)
+    assert str(tmp_path / "labels.csv") in str(err.value)
+
+
 def test_validation_split_comes_from_training_folds_only():
     targets = np.repeat(np.arange(5), 20)
     folds = np.tile(np.repeat(np.arange(1, 6), 4), 5)

@@ -1,7 +1,8 @@
 """Any folder of audio plus a CSV: ``path,label`` and optionally ``fold`` or ``group``.
 
-``path`` is relative to the CSV's folder (or absolute). Without ``fold``, folds are made
-by stratified splitting; with ``group`` (e.g. a recording id), clips of one group stay in
+A relative CSV is looked up in the data folder first, then in the current directory; a relative
+``path`` is relative to the data folder (or, without one, the CSV's folder). Without ``fold``, folds
+are made by stratified splitting; with ``group`` (e.g. a recording id), clips of one group stay in
 one fold so that near-duplicates never straddle train and test.
 """
 
@@ -20,14 +21,15 @@ def load_folder(csv: str | Path, root: str | Path | None = None, num_folds: int 
     """Read a ``path,label[,fold][,group]`` CSV into a :class:`ClipTable`.
 
     Args:
-        csv: the CSV file.
-        root: folder the paths are relative to (default: the CSV's folder).
+        csv: the CSV file; relative: in ``root`` first, then in the current directory.
+        root: the data folder, which relative paths inside the CSV are relative to (default: the CSV's folder).
         num_folds: folds to create when the CSV has no ``fold`` column.
         seed: shuffling seed for created folds.
+
+    Raises:
+        FileNotFoundError: no such CSV; the message names every place looked in.
     """
-    csv = Path(csv)
-    if not csv.is_file():
-        raise FileNotFoundError(f"CSV not found: {csv}")
+    csv = find_csv(csv, root)
     rows = pd.read_csv(csv)
     missing = {"path", "label"} - set(rows.columns)
     if missing:
@@ -38,6 +40,24 @@ def load_folder(csv: str | Path, root: str | Path | None = None, num_folds: int 
                                   rows["group"].to_numpy() if "group" in rows.columns else None, num_folds, seed)
     names = sorted(rows["label"].astype(str).unique())
     return resolve_rows(rows, Path(root) if root else csv.parent, names)
+
+
+def find_csv(csv: str | Path, root: str | Path | None = None) -> Path:
+    """The CSV file: an absolute path as is; a relative one in ``root``, else in the current directory.
+
+    Example:
+        >>> find_csv("labels.csv", "/no/such/folder")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: CSV not found: labels.csv (looked in /no/such/folder/labels.csv and /.../labels.csv)
+    """
+    csv = Path(csv)
+    places = [csv] if csv.is_absolute() or root is None else [Path(root) / csv, csv]
+    for place in places:
+        if place.is_file():
+            return place
+    looked = " and ".join(str(p.absolute()) for p in places)
+    raise FileNotFoundError(f"CSV not found: {csv} (looked in {looked})")
 
 
 def make_folds(labels: np.ndarray, groups: np.ndarray | None, num_folds: int, seed: int) -> np.ndarray:

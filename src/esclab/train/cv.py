@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -43,6 +42,7 @@ from esclab.runs import (
     write_split,
 )
 from esclab.train.callbacks import EpochTimer, FitClock, ReseedEveryEpoch
+from esclab.train.loggers import build_loggers
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.probe import load_embeddings, probe_fold
 
@@ -145,6 +145,7 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
             d["data"].pop("folds")
             d["data"].pop("allow_missing", None)
             d["train"].pop("progress_bar")
+            d["train"].pop("logger", None)  # where the curves also go; not the recipe
         if previous != current:
             diff = sorted(f"{g}.{k}" for g in current if isinstance(current[g], dict)
                           for k in current[g] if previous.get(g, {}).get(k) != current[g][k])
@@ -181,7 +182,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
         callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
-        logger=CSVLogger(fold_dir, name=FoldDir(fold_dir).logs.name, version=""), enable_progress_bar=t.progress_bar,
+        logger=build_loggers(t.logger, fold_dir, cfg.name), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
         limit_val_batches=1.0 if has_val else 0, profiler=build_profiler(t.profiler, fold_dir),
