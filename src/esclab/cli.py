@@ -141,15 +141,22 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, help="--long window in seconds (default: the model's clip length)")
     p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
     p.add_argument("--plot", metavar="DIR", help="--long: write a timeline PNG per file to DIR")
+    p.add_argument("--workers", type=_positive_int, help="decoding threads (default: CPUs, at most 8)")
 
 
-@command("predict", "classify audio files with a trained model; exit 1 if any file failed", _predict_args)
+@command("predict", "classify audio files with a trained model (progress and clips/s on stderr); exit 1 if any "
+         "file failed", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
-    from esclab.inference import Predictor, predict_paths
+    from esclab.inference import Predictor, collect_audio_files, predict_paths
+    from esclab.inference.progress import Throughput
     from esclab.inference.results import format_results
 
-    results = predict_paths(Predictor.from_checkpoint(args.checkpoint), args.paths, args.top_k, args.long,
-                            args.window, args.hop, args.plot)
+    predictor = Predictor.from_checkpoint(args.checkpoint)
+    files = collect_audio_files(args.paths)
+    progress = Throughput(len(files), unit="file" if args.long else "clip")
+    results = predict_paths(predictor, files, args.top_k, args.long, args.window, args.hop, args.plot,
+                            args.workers, progress.update)
+    progress.close()
     print(format_results(results, args.format, args.long))
     return int(any(r.error is not None for r in results))
 
