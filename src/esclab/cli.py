@@ -210,6 +210,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio in seconds (default 600)")
+    p.add_argument("--max-batch", type=_positive_int, default=16,
+                   help="most clips of concurrent requests in one forward pass (default 16; 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="longest a forward pass waits for more requests (default 5 ms)")
 
 
 @command("serve", "serve a model: JSON API and a web page to upload a sound", _serve_args)
@@ -219,7 +223,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor
     from esclab.serve import create_app
 
-    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_mb, args.max_seconds)
+    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_mb, args.max_seconds, args.max_batch,
+                     args.max_wait_ms)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
