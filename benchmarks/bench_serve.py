@@ -143,7 +143,7 @@ def blast(port: int, url: str, body: bytes, content_type: str, clients: int, req
     ms = 1e3 * np.array(load.latencies or [np.nan])
     ok = sum(s == 200 for s in load.statuses)
     return {"sent": requests - load.remaining, "answered_200": ok, "other_status": len(load.statuses) - ok,
-            "errors": len(load.errors), "wall_s": wall, "requests_per_s": ok / wall,
+            "errors": len(load.errors), "first_errors": load.errors[:3], "wall_s": wall, "requests_per_s": ok / wall,
             "latency_ms": {"mean": float(ms.mean()), "p50": float(np.percentile(ms, 50)),
                            "p95": float(np.percentile(ms, 95)), "p99": float(np.percentile(ms, 99)),
                            "max": float(ms.max())}}
@@ -186,7 +186,7 @@ def main() -> None:
         parser.error(f"unknown scenarios {sorted(unknown)}")
     results = {s: run_scenario(s, args.checkpoint, args.clip, args.clients, args.requests, args.time_cap)
                for s in scenarios}
-    if "plain" in results:
+    if results.get("plain", {}).get("requests_per_s"):
         for r in results.values():
             r["ratio_to_plain"] = r["requests_per_s"] / results["plain"]["requests_per_s"]
     print(json.dumps({"date": date.today().isoformat(), "checkpoint": args.checkpoint, "clip": str(args.clip),

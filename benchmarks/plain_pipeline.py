@@ -22,6 +22,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 import torch
+import uvicorn
+from fastapi import FastAPI, File, UploadFile
 
 from esclab.bundle import load_bundle
 from esclab.runs import resolve_checkpoint
@@ -68,10 +70,8 @@ class PlainPipeline:
             return torch.softmax(self.model(self.standardize(x)), dim=-1)[0].numpy()
 
 
-def create_plain_app(pipeline: PlainPipeline):
+def create_plain_app(pipeline: PlainPipeline) -> FastAPI:
     """``POST /api/predict`` (multipart ``file``) -> the top-5 classes; ``GET /api/health``."""
-    from fastapi import FastAPI, File, UploadFile
-
     app = FastAPI()
 
     @app.get("/api/health")
@@ -94,8 +94,6 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    import uvicorn
-
     uvicorn.run(create_plain_app(PlainPipeline(args.checkpoint)), host="127.0.0.1", port=args.port,
                 log_level="warning")
 
