@@ -210,8 +210,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio in seconds (default 600)")
-    p.add_argument("--max-batch", type=_positive_int, default=16,
-                   help="most clips of concurrent requests in one forward pass (default 16; 1: no batching)")
+    p.add_argument("--max-batch", type=_positive_int, default=8,
+                   help="most clips of concurrent requests in one forward pass (default 8; 1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="longest a forward pass waits for more requests (default 5 ms)")
 

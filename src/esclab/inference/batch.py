@@ -14,12 +14,16 @@ import numpy as np
 
 from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError, pad_or_trim
 from esclab.evaluate.plots import save
-from esclab.inference.predictor import BATCH_SIZE, Predictor, batches
+from esclab.inference.predictor import Predictor, batches
 from esclab.inference.results import Prediction
 from esclab.inference.timeline import timeline_figure
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: Clips per forward pass over a folder. On 2 EPYC cores the paper CNN took 8.6 ms of CPU per clip
+#: in batches of 8 and 16-20 ms in batches of 16 or 32, whose activations no longer fit the caches
+#: (benchmarks/RESULTS.md, issue 18).
+CHUNK_SIZE = 8
 
 
 def collect_audio_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -66,33 +70,39 @@ def _prefetch(pool: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: i
         yield pending.popleft().result()
 
 
-def predict_clips(predictor: Predictor, files: Sequence[Path], top_k: int = 3,
-                  workers: int | None = None, batch_size: int = BATCH_SIZE) -> Iterator[Prediction]:
-    """One clip per file, in order: decoded by ``workers`` threads, classified ``batch_size`` at a time.
+def _predict_chunk(predictor: Predictor, files: list[Path], top_k: int) -> list[Prediction]:
+    """Decode a few files and classify the good ones in one forward pass; error records for the others."""
+    decoded = [_decode_clip(predictor, path) for path in files]
+    good = [clip for clip in decoded if not isinstance(clip, AudioDecodeError)]
+    rows = iter(predictor.probabilities(wave for wave, _ in good))
+    return [Prediction.failed(path, clip) if isinstance(clip, AudioDecodeError)
+            else predictor.clip_prediction(next(rows), clip[1], top_k, str(path))
+            for path, clip in zip(files, decoded, strict=True)]
 
-    Decoding (libsndfile and soxr work outside the GIL) runs ahead of the model by about two
-    batches, so memory stays bounded however many files there are; each waveform is cut to the
-    clip length as soon as it is decoded. A file that does not decode gives its error record.
+
+def predict_clips(predictor: Predictor, files: Sequence[Path], top_k: int = 3,
+                  workers: int | None = None, batch_size: int = CHUNK_SIZE) -> Iterator[Prediction]:
+    """One clip per file, in order: ``workers`` threads each decode ``batch_size`` files and classify them.
+
+    Each thread does the whole job for its chunk (libsndfile, soxr and torch all work outside
+    the GIL), so the cores stay busy without a hand-off between a decoding stage and a model
+    stage. At most two chunks per thread are in flight, so memory stays bounded however many
+    files there are, and each waveform is cut to the clip length as soon as it is decoded. A
+    file that does not decode gives its error record.
 
     Args:
         predictor: the model to use.
         files: audio files.
         top_k: classes per result.
-        workers: decoding threads (default: the number of CPUs, at most 8).
-        batch_size: clips per forward pass.
+        workers: threads (default: the number of CPUs, at most 8).
+        batch_size: files per chunk, i.e. clips per forward pass.
     """
     workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers, thread_name_prefix="esclab-decode") as pool:
-        decoded = zip(files, _prefetch(pool, partial(_decode_clip, predictor), files, 2 * batch_size + workers),
-                      strict=True)
-        for chunk in batches(decoded, batch_size):
-            good = [clip for _, clip in chunk if not isinstance(clip, AudioDecodeError)]
-            rows = iter(predictor.probabilities(wave for wave, _ in good) if good else ())
-            for path, clip in chunk:
-                if isinstance(clip, AudioDecodeError):
-                    yield Prediction.failed(path, clip)
-                else:
-                    yield predictor.clip_prediction(next(rows), clip[1], top_k, str(path))
+    with ThreadPoolExecutor(workers, thread_name_prefix="esclab-predict") as pool:
+        chunks = _prefetch(pool, partial(_predict_chunk, predictor, top_k=top_k), batches(files, batch_size),
+                           2 * workers)
+        for chunk in chunks:
+            yield from chunk
 
 
 def predict_paths(predictor: Predictor, paths: Iterable[str | Path], top_k: int = 3, long: bool = False,

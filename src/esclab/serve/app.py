@@ -88,7 +88,7 @@ def clip_batcher(predictor: Predictor, max_batch: int, max_wait_s: float) -> Mic
     return MicroBatcher(lambda clips: list(predictor.probabilities(clips)), max_batch, max_wait_s)
 
 
-def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 600.0, max_batch: int = 16,
+def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 600.0, max_batch: int = 8,
                max_wait_ms: float = 5.0) -> FastAPI:
     """The FastAPI app serving ``predictor``.
 
