@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_serve.py --checkpoint CKPT --clip FILE [--clients
        [--time-cap 120] [--scenarios plain,pictures,unbatched,batched]
 
 Each scenario starts its own server in a subprocess on 127.0.0.1 and a free port, waits for
-``/api/health``, sends ``--clients`` warm-up requests, then lets ``--clients`` threads (each
+``/api/health``, sends ``2 x --clients`` warm-up requests, then lets ``--clients`` threads (each
 with its own keep-alive connection) post ``--clip`` until ``--requests`` have been sent or
 ``--time-cap`` seconds have passed, and stops the server. Scenarios:
 
@@ -157,7 +157,7 @@ def run_scenario(scenario: str, checkpoint: str, clip: Path, clients: int, reque
         wait_for(port, proc)
         body, content_type = multipart(clip)
         url = "/api/predict?pictures=true" if scenario == "pictures" else "/api/predict"
-        blast(port, url, body, content_type, clients, clients, time_cap)  # warm-up, not counted
+        blast(port, url, body, content_type, clients, 2 * clients, time_cap)  # warm-up, not counted
         result = {"load_before": os.getloadavg(), **blast(port, url, body, content_type, clients, requests, time_cap),
                   "load_after": os.getloadavg()}
         if scenario != "plain":
