@@ -7,7 +7,9 @@ The first ``--clips`` files of ``DATA/audio`` (sorted) are linked into a tempora
 read once, so both runs find them in the page cache. Then, ``--repeats`` times:
 
 * ``plain``: :class:`plain_pipeline.PlainPipeline`, one file at a time in this process (model
-  loaded and 20 clips run before the clock starts);
+  loaded and 20 clips run before the clock starts), with torch's default threads and again with
+  one thread (batch-1 forward passes with two threads suffer badly when another process holds
+  a core: each of their many parallel regions waits for the descheduled thread);
 * ``esclab``: ``esclab predict FOLDER --format csv`` in a subprocess; its own stderr line gives
   clips/s from the first clip to the last (model loaded), and the wall time of the whole
   command (Python start, imports, model load) gives an end-to-end rate too.
@@ -81,12 +83,18 @@ def bench(checkpoint: str, data: Path, clips: int, workers: int | None, repeats:
     runs = []
     with tempfile.TemporaryDirectory(prefix="esclab-bench-") as tmp:
         files = clip_folder(data, clips, Path(tmp))
+        threads = torch.get_num_threads()
         for _ in range(repeats):
+            torch.set_num_threads(1)
+            plain_1_thread, _ = run_plain(pipeline, files)
+            torch.set_num_threads(threads)
             plain_rate, plain_top = run_plain(pipeline, files)
             esclab = run_esclab(checkpoint, Path(tmp), workers)
             agree = sum(esclab["top"].get(name) == label for name, label in plain_top.items()) / len(plain_top)
             runs.append({"plain_clips_per_s": plain_rate, "esclab_clips_per_s": esclab["clips_per_s"],
                          "ratio": esclab["clips_per_s"] / plain_rate,
+                         "plain_1_thread_clips_per_s": plain_1_thread,
+                         "ratio_to_plain_1_thread": esclab["clips_per_s"] / plain_1_thread,
                          "esclab_end_to_end_clips_per_s": esclab["end_to_end_clips_per_s"],
                          "end_to_end_ratio": esclab["end_to_end_clips_per_s"] / plain_rate,
                          "esclab_wall_s": esclab["wall_s"], "esclab_failed": esclab["failed"],
