@@ -1,7 +1,8 @@
 """Micro-batching: items submitted from many threads go through one function in batches.
 
-Concurrent web requests each bring one clip; a forward pass over a batch of 16 clips costs
-far less than 16 passes over one (the convolutions are matrix products that batch well).
+Concurrent web requests each bring one clip; a forward pass over a small batch costs less per
+clip than passes over one clip at a time (the paper CNN on an EPYC core: 8.6 ms per clip in a
+batch of 8 against 10.9 ms alone; see benchmarks/RESULTS.md, issue 18).
 :class:`MicroBatcher` owns one worker thread: it waits for a first item, then collects more
 for up to ``max_wait_s`` or until it holds ``max_batch``, calls ``fn`` once, and hands each
 caller its own result through a :class:`concurrent.futures.Future`. While a batch runs, new
