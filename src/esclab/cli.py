@@ -158,15 +158,22 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, help="--long window in seconds (default: the model's clip length)")
     p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
     p.add_argument("--plot", metavar="DIR", help="--long: write a timeline PNG per file to DIR")
+    p.add_argument("--workers", type=_positive_int, help="decoding threads (default: CPUs, at most 8)")
 
 
-@command("predict", "classify audio files with a trained model; exit 1 if any file failed", _predict_args)
+@command("predict", "classify audio files with a trained model (progress and clips/s on stderr); exit 1 if any "
+         "file failed", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
-    from esclab.inference import Predictor, predict_paths
+    from esclab.inference import Predictor, collect_audio_files, predict_paths
+    from esclab.inference.progress import Throughput
     from esclab.inference.results import format_results
 
-    results = predict_paths(Predictor.from_checkpoint(args.checkpoint), args.paths, args.top_k, args.long,
-                            args.window, args.hop, args.plot)
+    predictor = Predictor.from_checkpoint(args.checkpoint)
+    files = collect_audio_files(args.paths)
+    progress = Throughput(len(files), unit="file" if args.long else "clip")
+    results = predict_paths(predictor, files, args.top_k, args.long, args.window, args.hop, args.plot,
+                            args.workers, progress.update)
+    progress.close()
     print(format_results(results, args.format, args.long))
     return int(any(r.error is not None for r in results))
 
@@ -220,6 +227,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio in seconds (default 600)")
+    p.add_argument("--max-batch", type=_positive_int, default=8,
+                   help="most clips of concurrent requests in one forward pass (default 8; 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="longest a forward pass waits for more requests (default 5 ms)")
 
 
 @command("serve", "serve a model: JSON API and a web page to upload a sound", _serve_args)
@@ -229,7 +240,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor
     from esclab.serve import create_app
 
-    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_mb, args.max_seconds)
+    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_mb, args.max_seconds, args.max_batch,
+                     args.max_wait_ms)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

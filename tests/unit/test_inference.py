@@ -65,6 +65,17 @@ def test_bundle_round_trip_gives_identical_logits(tmp_path: Path):
     assert loaded.class_names == CLASSES
 
 
+def test_predictor_probabilities_equal_the_bundle_as_loaded(bundle_path: Path):
+    """The predictor's channels-last model and batches of any size give the bundle's own softmax."""
+    waves = np.stack([tone(freq, 1.0) for freq in (200, 500, 1300, 2900)])
+    with torch.no_grad():
+        expected = torch.softmax(load_bundle(bundle_path).logits(torch.from_numpy(waves)), dim=-1).numpy()
+    predictor = Predictor.from_checkpoint(bundle_path)
+    assert predictor.bundle.model.blocks[1][0].weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(predictor.probabilities(list(waves)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([predictor.probabilities([w]) for w in waves]), expected, atol=1e-5)
+
+
 def test_run_folder_picks_the_best_fold(tmp_path: Path):
     for fold, accuracy in ((1, 0.4), (2, 0.9), (3, 0.6)):
         write_tiny_bundle(tmp_path / f"fold_{fold}" / "model.ckpt", seed=fold)

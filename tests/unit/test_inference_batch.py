@@ -1,4 +1,5 @@
-"""Predicting many files: bad files give error rows, the others still get predictions; CLI output and exit codes."""
+"""Predicting many files: bad files give error rows, the others still get predictions; batched and parallel
+results equal one file at a time; progress on stderr; CLI output and exit codes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import soundfile as sf
 
 from esclab.cli import main
 from esclab.inference import Predictor, collect_audio_files, predict_paths
-from esclab.inference.results import format_results
+from esclab.inference.batch import predict_clips
+from esclab.inference.progress import Throughput
+from esclab.inference.results import Prediction, format_results
 from tests.unit.test_inference import CLASSES, write_clip, write_tiny_bundle
 
 BAD = ("empty.wav", "not_audio.wav", "truncated.flac", "nan.wav", "zero_length.wav")
@@ -63,9 +66,48 @@ def test_bad_files_get_error_rows_and_the_others_predictions(bundle_path: Path, 
     assert "NaN" in by_name["nan.wav"].error and "no samples" in by_name["zero_length.wav"].error
 
 
+@pytest.mark.parametrize(("workers", "batch_size"), [(1, 1), (3, 2), (2, 32)])
+def test_batched_parallel_clips_equal_one_file_at_a_time(bundle_path: Path, mixed_folder: Path, workers: int,
+                                                         batch_size: int):
+    predictor = Predictor.from_checkpoint(bundle_path)
+    files = collect_audio_files([mixed_folder])
+    results = list(predict_clips(predictor, files, top_k=3, workers=workers, batch_size=batch_size))
+    assert [r.file for r in results] == [str(f) for f in files]
+    for path, result in zip(files, results, strict=True):
+        if path.name in BAD:
+            assert result.error and not result.top_k
+            continue
+        alone = predictor.predict_file(path, top_k=3)
+        assert result.duration_s == pytest.approx(alone.duration_s) and result.error is None
+        assert [s.label for s in result.top_k] == [s.label for s in alone.top_k]
+        assert [s.probability for s in result.top_k] == pytest.approx([s.probability for s in alone.top_k], abs=1e-5)
+
+
+def test_progress_writes_plain_lines_off_a_terminal_and_a_bar_on_one():
+    lines = io.StringIO()
+    progress = Throughput(3, stream=lines, interval_s=0.0)
+    for result in (Prediction("a"), Prediction("b", error="bad"), Prediction("c")):
+        progress.update(result)
+    final = progress.close()
+    text = lines.getvalue().splitlines()
+    assert [line.split(",")[0] for line in text[:-1]] == ["predict: 1/3 clips", "predict: 2/3 clips"]
+    assert text[-1] == final and final.startswith("predict: 3 clips (1 failed) in ") and final.endswith(" clips/s")
+    assert "\r" not in lines.getvalue()
+    bar = io.StringIO()
+    progress = Throughput(2, unit="file", stream=bar, bar=True)
+    progress.update(Prediction("a"))
+    progress.update(Prediction("b"))
+    progress.close()
+    assert "\r" in bar.getvalue() and "2/2" in bar.getvalue() and "file/s" in bar.getvalue()
+
+
 def test_cli_predict_exit_code_and_formats(bundle_path: Path, mixed_folder: Path, capsys: pytest.CaptureFixture):
-    assert main(["predict", "--checkpoint", str(bundle_path), str(mixed_folder), "--format", "csv"]) == 1
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert main(["predict", "--checkpoint", str(bundle_path), str(mixed_folder), "--format", "csv",
+                 "--workers", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "predict: 8 clips (5 failed) in " in captured.err and "clips/s" in captured.err
+    assert "predict:" not in captured.out
+    rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert len(rows) == 8 and all(row["file"] for row in rows)
     assert sum(bool(row["error"]) for row in rows) == len(BAD)
     good = [str(mixed_folder / "a.wav"), str(mixed_folder / "sub")]

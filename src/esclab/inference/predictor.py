@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -24,9 +25,10 @@ from esclab.inference.results import (
 from esclab.runs import resolve_checkpoint
 
 BATCH_SIZE = 32
+T = TypeVar("T")
 
 
-def batches(items: Iterable[np.ndarray], size: int = BATCH_SIZE) -> Iterator[list[np.ndarray]]:
+def batches(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
     """Consecutive lists of at most ``size`` items, so a generator of many windows stays small in memory."""
     items = iter(items)
     while batch := list(islice(items, size)):
@@ -43,7 +45,7 @@ class Predictor:
     :meth:`predict_long` covers a whole recording with sliding windows.
 
     Args:
-        bundle: a loaded bundle (model in eval mode).
+        bundle: a loaded bundle (model in eval mode; put in channels-last memory format here).
         checkpoint: the file it came from, for display.
 
     Example (a bundle written here from an untrained model; ``esclab cv`` writes one per fold):
@@ -65,6 +67,7 @@ class Predictor:
     """
 
     def __init__(self, bundle: Bundle, checkpoint: Path | None = None):
+        bundle.model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU, same results
         self.bundle = bundle
         self.checkpoint = checkpoint
         self._display_logmel = build_frontend(bundle.audio, replace(bundle.features, frames=None))
@@ -108,10 +111,8 @@ class Predictor:
 
         Runs in batches of ``BATCH_SIZE``, so a generator of many windows stays small in memory.
         """
-        out = []
-        for batch in batches(clips):
-            out.append(torch.softmax(self.bundle.logits(torch.from_numpy(np.stack(batch))), dim=-1))
-        return torch.cat(out).numpy()
+        out = [torch.softmax(self.bundle.logits(torch.from_numpy(np.stack(batch))), dim=-1) for batch in batches(clips)]
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.class_names)), np.float32)
 
     def top_k(self, probabilities: np.ndarray, k: int) -> list[ClassScore]:
         """The ``k`` most probable classes of one ``(num_classes,)`` row, best first (all if ``k`` is larger).
@@ -146,8 +147,13 @@ class Predictor:
             ValueError: empty, non-mono or non-finite waveform.
         """
         wave = self._to_model_rate(wave, sample_rate)
-        probs = self.probabilities([pad_or_trim(wave, self.clip_samples)])[0]
-        return Prediction(file=name, duration_s=len(wave) / self.sample_rate, top_k=self.top_k(probs, top_k))
+        return self.clip_prediction(self.probabilities([pad_or_trim(wave, self.clip_samples)])[0], len(wave), top_k,
+                                    name)
+
+    def clip_prediction(self, probabilities: np.ndarray, n_samples: int, top_k: int, name: str) -> Prediction:
+        """The result for one clip from its ``(num_classes,)`` probabilities and length at the bundle's rate."""
+        return Prediction(file=name, duration_s=n_samples / self.sample_rate,
+                          top_k=self.top_k(probabilities, top_k))
 
     def window_samples(self, window_s: float | None = None, hop_s: float | None = None) -> tuple[int, int]:
         """Window and hop in samples; defaults: the clip length and half the window.

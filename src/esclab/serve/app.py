@@ -2,20 +2,31 @@
 
 Routes:
     ``GET /``: the page (upload or drop a file; top classes, spectrogram, heatmap).
-    ``GET /api/health``: status, model and limits.
-    ``POST /api/predict``: multipart field ``file``; query ``top_k`` (default 5). Answers the
-    :class:`~esclab.inference.Prediction` fields (``file``, ``duration_s``, ``top_k``, and for a
-    file longer than the model's clip ``windows`` and ``segments``) plus ``spectrogram_png`` and
-    ``heatmap_png`` (``data:image/png;base64,...`` URIs; the heatmap is ``null`` for a model with
-    neither attention maps nor a Grad-CAM layer) and ``heatmap_source`` (``"attention"``,
-    ``"Grad-CAM"`` or ``"none"``, from :mod:`esclab.evaluate.heatmaps`). Errors answer
-    ``{"detail": message}`` with 400 (empty upload), 413 (too many bytes or seconds) or 422
-    (not decodable audio, or a missing ``file`` field).
+    ``GET /api/health``: status, model, limits and batching counters.
+    ``POST /api/predict``: multipart field ``file``; query ``top_k`` (default 5) and ``pictures``
+    (default false). Answers the :class:`~esclab.inference.Prediction` fields (``file``,
+    ``duration_s``, ``top_k``, and for a file longer than the model's clip ``windows`` and
+    ``segments``). With ``pictures=true`` (the page asks for them) the body also has
+    ``spectrogram_png`` and ``heatmap_png`` (``data:image/png;base64,...`` URIs; the heatmap is
+    ``null`` for a model with neither attention maps nor a Grad-CAM layer) and
+    ``heatmap_source`` (``"attention"``, ``"Grad-CAM"`` or ``"none"``, from
+    :mod:`esclab.evaluate.heatmaps`). Errors answer ``{"detail": message}`` with 400 (empty
+    upload), 413 (too many bytes or seconds) or 422 (not decodable audio, or a missing ``file``
+    field).
+
+Clips no longer than the model's clip length from concurrent requests go through the model
+together (:class:`~esclab.serve.batching.MicroBatcher`); decoding runs in each request's
+worker thread. Longer files are windowed in their request's thread. Pictures are drawn from a
+copy of the model under a lock, because Grad-CAM hooks the model it runs on and the batcher
+keeps using the shared one.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib.resources import files
 from typing import Any
 
@@ -26,10 +37,12 @@ from matplotlib.figure import Figure
 
 from esclab import __version__
 from esclab.audio import pad_or_trim
+from esclab.bundle import Bundle
 from esclab.evaluate.heatmaps import explain
 from esclab.evaluate.plots import SpectrogramPanel, spectrogram_figure, to_data_uri
-from esclab.inference import Predictor
+from esclab.inference import Prediction, Predictor
 from esclab.inference.timeline import timeline_figure
+from esclab.serve.batching import MicroBatcher
 from esclab.serve.upload import Limits, UploadError, decode_upload
 
 MULTIPART_OVERHEAD = 64 * 1024  # bytes of multipart framing allowed on top of the file itself
@@ -39,20 +52,22 @@ def _panel_figure(panel: SpectrogramPanel, seconds_per_frame: float) -> Figure:
     return spectrogram_figure([panel], seconds_per_frame, ncols=1, panel_size=(6.4, 2.8))
 
 
-def analyse(predictor: Predictor, wave: np.ndarray, name: str, top_k: int) -> dict[str, Any]:
-    """Prediction, spectrogram and heatmap of one decoded upload, as the API's JSON body.
+def draw_pictures(predictor: Predictor, explainer: Bundle, wave: np.ndarray, result: Prediction) -> dict[str, Any]:
+    """Spectrogram and heatmap of one decoded upload, as the API's picture fields.
 
-    A file longer than the model's clip gets sliding windows and a timeline as its spectrogram;
-    the heatmap is of its first clip.
+    A file longer than the model's clip gets its timeline as its spectrogram; the heatmap is of
+    its first clip.
+
+    Args:
+        predictor: the model that made ``result``.
+        explainer: the bundle Grad-CAM runs on (a copy of the predictor's, see the module notes).
+        wave: the upload at the model's rate.
+        result: its prediction.
     """
     long = len(wave) > predictor.clip_samples
-    if long:
-        result = predictor.predict_long_wave(wave, predictor.sample_rate, top_k=top_k, name=name)
-    else:
-        result = predictor.predict_wave(wave, predictor.sample_rate, top_k, name)
-    label = result.top_k[0].label
+    label, name = result.top_k[0].label, result.file
     clip = pad_or_trim(wave, predictor.clip_samples)[None]
-    view = explain(predictor.bundle, clip, np.array([predictor.class_names.index(label)]))[0]
+    view = explain(explainer, clip, np.array([predictor.class_names.index(label)]))[0]
     frame_s = predictor.bundle.seconds_per_frame
     if long:
         spectrogram = timeline_figure(predictor.spectrogram(wave), result.duration_s, result.segments,
@@ -65,22 +80,37 @@ def analyse(predictor: Predictor, wave: np.ndarray, name: str, top_k: int) -> di
         where = f"first {predictor.clip_seconds:g} s" if long else "clip"
         heatmap = to_data_uri(_panel_figure(SpectrogramPanel(view.spec_db, view.heat,
                                                              f"{view.method} for {label!r} ({where})"), frame_s))
-    return {**result.to_dict(), "spectrogram_png": to_data_uri(spectrogram), "heatmap_png": heatmap,
-            "heatmap_source": view.method}
+    return {"spectrogram_png": to_data_uri(spectrogram), "heatmap_png": heatmap, "heatmap_source": view.method}
 
 
-def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 600.0) -> FastAPI:
+def clip_batcher(predictor: Predictor, max_batch: int, max_wait_s: float) -> MicroBatcher:
+    """A batcher of clip-length ``(clip_samples,)`` waveforms -> ``(num_classes,)`` probability rows."""
+    return MicroBatcher(lambda clips: list(predictor.probabilities(clips)), max_batch, max_wait_s)
+
+
+def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 600.0, max_batch: int = 8,
+               max_wait_ms: float = 5.0) -> FastAPI:
     """The FastAPI app serving ``predictor``.
 
     Args:
         predictor: the model.
         max_mb: largest upload in MiB (413 above it; refused from ``Content-Length`` before reading).
         max_seconds: longest audio in seconds (413 above it).
+        max_batch: most clips of concurrent requests in one forward pass.
+        max_wait_ms: longest a forward pass waits for more requests after its first one.
     """
     limits = Limits(max_mb=max_mb, max_seconds=max_seconds)
     page = (files("esclab") / "static" / "index.html").read_text(encoding="utf-8")
-    lock = threading.Lock()  # Grad-CAM hooks the shared model and pyplot is not thread-safe
-    app = FastAPI(title="esclab", version=__version__)
+    batcher = clip_batcher(predictor, max_batch, max_wait_ms / 1000)
+    explainer = replace(predictor.bundle, model=copy.deepcopy(predictor.bundle.model))
+    picture_lock = threading.Lock()  # Grad-CAM hooks the explainer's model, and one figure at a time
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        batcher.close()
+
+    app = FastAPI(title="esclab", version=__version__, lifespan=lifespan)
 
     @app.middleware("http")
     async def refuse_large_bodies(request: Request, call_next):
@@ -99,15 +129,27 @@ def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 
         b = predictor.bundle
         return {"status": "ok", "model": b.model_name, "classes": len(b.class_names),
                 "sample_rate": predictor.sample_rate, "clip_seconds": predictor.clip_seconds,
-                "max_mb": max_mb, "max_seconds": max_seconds, "esclab_version": __version__}
+                "max_mb": max_mb, "max_seconds": max_seconds, "esclab_version": __version__,
+                "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "batches": batcher.stats.batches,
+                             "clips": batcher.stats.items, "largest": batcher.stats.largest}}
 
     @app.post("/api/predict")
-    def predict(file: UploadFile = File(...), top_k: int = Query(5, ge=1)) -> dict[str, Any]:
+    def predict(file: UploadFile = File(...), top_k: int = Query(5, ge=1),
+                pictures: bool = Query(False, description="add the spectrogram and heatmap images")) -> dict[str, Any]:
         try:
             wave = decode_upload(file, predictor, limits)
         except UploadError as err:
             raise HTTPException(status_code=err.status, detail=err.message) from err
-        with lock:
-            return analyse(predictor, wave, file.filename or "upload", top_k)
+        name = file.filename or "upload"
+        if len(wave) > predictor.clip_samples:
+            result = predictor.predict_long_wave(wave, predictor.sample_rate, top_k=top_k, name=name)
+        else:
+            probabilities = batcher.submit(pad_or_trim(wave, predictor.clip_samples)).result()
+            result = predictor.clip_prediction(probabilities, len(wave), top_k, name)
+        body = result.to_dict()
+        if pictures:
+            with picture_lock:
+                body |= draw_pictures(predictor, explainer, wave, result)
+        return body
 
     return app
