@@ -194,7 +194,7 @@ _CHOICES = {
     "train.mode": ("fit", "probe"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
-    "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true"),
+    "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true", "auto"),
     "train.monitor": ("val_loss", "val_acc"),
     "train.logger": ("csv", "tensorboard", "mlflow"),
 }

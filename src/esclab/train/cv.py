@@ -44,6 +44,7 @@ from esclab.runs import (
 from esclab.train.callbacks import EpochTimer, FitClock, ReseedEveryEpoch
 from esclab.train.loggers import build_loggers
 from esclab.train.module import ClassifierModule, count_parameters
+from esclab.train.precision import resolve_precision
 from esclab.train.probe import load_embeddings, probe_fold
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
     return L.Trainer(
         max_epochs=t.max_epochs, max_time=timedelta(minutes=t.max_time_min) if t.max_time_min else None,
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-        num_nodes=t.num_nodes, precision=t.precision, deterministic=t.deterministic,
+        num_nodes=t.num_nodes, precision=resolve_precision(t.precision, t.accelerator), deterministic=t.deterministic,
         callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
         logger=build_loggers(t.logger, fold_dir, cfg.name), enable_progress_bar=t.progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
@@ -237,6 +238,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         "val_groups_shared_with_train": int(len(set(clips["group"].iloc[dm.val_idx]) &
                                                 set(clips["group"].iloc[dm.train_idx]))),
         "devices": int(trainer.world_size),
+        "precision": str(trainer.precision),
     }
     if not trainer.is_global_zero:
         return result
