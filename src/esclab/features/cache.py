@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from esclab.audio import AudioDecodeError, load_audio
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
+from esclab.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ class FeatureCache:
         out, bad = [], {}
         self.folder.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
-        for path, clip_id in tqdm(list(zip(paths, clip_ids, strict=True)), desc=desc, disable=not progress,
-                                  leave=False):
+        for path, clip_id in track(list(zip(paths, clip_ids, strict=True)), desc=desc, enabled=progress):
             try:
                 out.append(self.get(path, clip_id))
             except AudioDecodeError as err:
