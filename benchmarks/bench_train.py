@@ -26,8 +26,9 @@ def load() -> str:
     return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def run(cmd: list[str]) -> str:
-    return subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True).stdout
+def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    return subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}).stdout
 
 
 def main() -> None:
@@ -49,7 +50,8 @@ def main() -> None:
     print(f"esclab: {metrics['epoch_time_s']:.2f} s/epoch for {metrics['n_train']} training + {metrics['n_val']} "
           f"validation clips: {1000 * esclab:.2f} ms per training clip; accuracy {metrics['accuracy']:.3f} "
           f"after {metrics['epochs']} epochs ({load()})", flush=True)
-    run([sys.executable, str(HERE / "plain_pipeline.py"), "features", "--data", args.data, "--out", str(tmp / "plain")])
+    run([sys.executable, str(HERE / "plain_pipeline.py"), "features", "--data", args.data, "--out", str(tmp / "plain")],
+        {"OPENBLAS_NUM_THREADS": "1"})  # untimed; see bench_features.py
     out = run([sys.executable, str(HERE / "plain_pipeline.py"), "train", "--data", args.data,
                "--features", str(tmp / "plain")])
     print(out.strip(), f"({load()})")

@@ -139,3 +139,13 @@ def test_parallel_load_rebuilds_only_the_missing_and_corrupt_entries(tmp_path, t
     second, _ = again.load(*tones, progress=False, workers=2)
     assert again.computed == 2
     np.testing.assert_array_equal(second, first)
+
+
+def test_without_fork_an_unpicklable_transform_is_computed_in_process(monkeypatch):
+    import esclab.features.cache as C
+
+    monkeypatch.setattr(C.mp, "get_all_start_methods", lambda: ["spawn"])
+    assert C._process_context(lambda wave, clip_id: wave) is None
+    assert C._process_context(None).get_start_method() == "spawn"
+    monkeypatch.undo()
+    assert C._process_context(lambda wave, clip_id: wave).get_start_method() == "fork"
