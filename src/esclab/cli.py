@@ -298,28 +298,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors that print one line (no traceback), by qualified name: importing their modules here would load
+# every dependency (Lightning, transformers, ...) before any command, even `esclab features`.
+KNOWN_ERRORS = frozenset({
+    "esclab.bundle.BundleError", "esclab.config.ConfigError", "esclab.data.esc50.DatasetNotFoundError",
+    "esclab.export.ExportError", "esclab.inference.results.WindowError", "esclab.train.cv.RunConflictError",
+    "esclab.weights.WeightsError", "builtins.FileNotFoundError", "builtins.ValueError",
+})
+
+
+# Commands that never import Lightning: the console need not import it for them (seconds saved).
+WITHOUT_LIGHTNING = frozenset({"features"})
+
+
+def is_known_error(err: BaseException) -> bool:
+    """Whether ``err`` is (a subclass of) one of :data:`KNOWN_ERRORS`."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" in KNOWN_ERRORS for cls in type(err).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; known errors print one clear line and exit 2 (``-v``: traceback)."""
-    from esclab.bundle import BundleError
-    from esclab.config import ConfigError
     from esclab.console import configure_console
-    from esclab.data import DatasetNotFoundError
-    from esclab.export import ExportError
-    from esclab.inference import WindowError
-    from esclab.train.cv import RunConflictError
-    from esclab.weights import WeightsError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # plain `esclab`: the help, not an error
         parser.print_help()
         return 0
-    configure_console(args.verbose)
+    configure_console(args.verbose, lightning=args.command not in WITHOUT_LIGHTNING)
     try:
         return args.handler(args)
-    except (ConfigError, DatasetNotFoundError, RunConflictError, FileNotFoundError, BundleError, ExportError,
-            WindowError, WeightsError, ValueError) as err:
-        if args.verbose:
+    except Exception as err:
+        if args.verbose or not is_known_error(err):
             raise
         print(f"esclab {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -38,13 +38,16 @@ class _Drop(logging.Filter):
         return not self.pattern.match(record.getMessage())
 
 
-def configure_console(verbose: bool = False) -> None:
+def configure_console(verbose: bool = False, lightning: bool = True) -> None:
     """Log esclab's INFO lines; Lightning's INFO lines and the chatter above only when ``verbose``.
 
     Args:
         verbose: DEBUG logging, with everything Lightning says.
+        lightning: the command may use Lightning. Its import (seconds) sets its loggers to INFO, so it is
+            imported here first; a command that never trains or predicts (``esclab features``) skips it.
     """
-    import lightning.pytorch  # noqa: F401  # its import sets its loggers to INFO: set ours after it
+    if lightning:
+        import lightning.pytorch  # noqa: F401  # its import sets its loggers to INFO: set ours after it
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
     for name in LIGHTNING_LOGGERS:

@@ -1,7 +1,7 @@
 """The package's dependency picture is a straight stack: no import points up a layer, no package cycles.
 
 cli -> train / evaluate / inference / serve / export -> bundle / runs -> models / augment / features / data
--> audio / config / console / weights / provenance (docs/ARCHITECTURE.md). Imports inside functions count too.
+-> audio / config / console / weights / provenance / progress (docs/ARCHITECTURE.md). Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "esclab"
 LAYERS = [
-    {"__init__", "audio", "config", "console", "weights", "provenance"},
+    {"__init__", "audio", "config", "console", "weights", "provenance", "progress"},
     {"augment", "features", "data", "models"},
     {"bundle", "runs"},
     {"train", "evaluate", "inference", "serve", "export"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -80,3 +81,71 @@ def test_changed_file_is_recomputed(tmp_path, clips):
     again = make(tmp_path / "c")
     again.load([str(src)], ["clip"], progress=False)
     assert again.computed == 1
+
+
+@pytest.fixture
+def tones(tmp_path):
+    """40 tones of different pitch and length (some padded, some trimmed to audio.duration), one broken file."""
+    import soundfile as sf
+
+    from tests.conftest import tone
+
+    folder = tmp_path / "tones"
+    folder.mkdir()
+    paths, ids = [], []
+    for i in range(40):
+        path = folder / f"t{i}.wav"
+        sf.write(path, tone(200 + 37 * i, seconds=0.3 + 0.02 * i, sr=8000), 8000)
+        paths.append(str(path))
+        ids.append(f"t{i}")
+    broken = folder / "broken.wav"
+    broken.write_bytes(b"RIFF" + b"\x00" * 40)
+    paths.insert(17, str(broken))
+    ids.insert(17, "broken")
+    return paths, ids
+
+
+def tone_cache(root):
+    return FeatureCache(AudioConfig(sample_rate=8000, duration=0.5),
+                        FeatureConfig(n_mels=32, n_fft=256, hop_length=64, frames=60, cache_dir=str(root)))
+
+
+def test_parallel_workers_give_the_sequential_arrays(tmp_path, tones, caplog, monkeypatch):
+    import esclab.features.cache as C
+
+    pools = []
+    monkeypatch.setattr(C, "ProcessPoolExecutor", lambda *a, **k: pools.append(k) or ProcessPoolExecutor(*a, **k))
+    sequential, parallel = tone_cache(tmp_path / "seq"), tone_cache(tmp_path / "par")
+    one, bad_one = sequential.load(*tones, progress=False, workers=1)
+    assert not pools
+    two, bad_two = parallel.load(*tones, progress=False, workers=2)
+    assert len(pools) == 1
+    assert one.shape == (40, 32, 60) and parallel.computed == sequential.computed == 40
+    np.testing.assert_allclose(two, one, atol=1e-5)
+    assert list(bad_two) == list(bad_one) == [tones[0][17]]
+    assert [r.getMessage().startswith(f"skipping {tones[0][17]}") for r in caplog.records] == [True, True]
+    # the workers' entries are the cache: a third load reads them all
+    again = tone_cache(tmp_path / "par")
+    np.testing.assert_array_equal(again.load(*tones, progress=False, workers=2)[0], two)
+    assert again.computed == 0
+
+
+def test_parallel_load_rebuilds_only_the_missing_and_corrupt_entries(tmp_path, tones):
+    cache = tone_cache(tmp_path)
+    first, _ = cache.load(*tones, progress=False, workers=2)
+    cache.entry(tones[0][3], tones[1][3]).write_bytes(b"junk")
+    cache.entry(tones[0][30], tones[1][30]).unlink()
+    again = tone_cache(tmp_path)
+    second, _ = again.load(*tones, progress=False, workers=2)
+    assert again.computed == 2
+    np.testing.assert_array_equal(second, first)
+
+
+def test_without_fork_an_unpicklable_transform_is_computed_in_process(monkeypatch):
+    import esclab.features.cache as C
+
+    monkeypatch.setattr(C.mp, "get_all_start_methods", lambda: ["spawn"])
+    assert C._process_context(lambda wave, clip_id: wave) is None
+    assert C._process_context(None).get_start_method() == "spawn"
+    monkeypatch.undo()
+    assert C._process_context(lambda wave, clip_id: wave).get_start_method() == "fork"

@@ -10,7 +10,6 @@ seeded generator therefore reproduces the mix.
 from __future__ import annotations
 
 import torch
-from scipy.special import betaincinv
 
 from esclab.augment.base import check_probability, init_args_repr
 from esclab.augment.spectrogram import uniform
@@ -44,6 +43,8 @@ def mixup(x: torch.Tensor, y_onehot: torch.Tensor, alpha: float,
                          f"got shape {tuple(y_onehot.shape)}")
     batch = x.shape[0]
     u = uniform((batch,), generator, torch.device("cpu")).double().numpy()
+    from scipy.special import betaincinv  # a second to import: only when mixing
+
     lam = torch.from_numpy(betaincinv(alpha, alpha, u)).to(x.device)
     source = generator.device if generator is not None else x.device
     perm = torch.randperm(batch, generator=generator, device=source).to(x.device)

@@ -30,8 +30,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from audiomentations import PitchShift as _AmPitchShift
-from audiomentations import TimeStretch as _AmTimeStretch
 
 from esclab.augment.base import Transform, check_range
 
@@ -69,7 +67,9 @@ class TimeStretch(Transform):
         return {"rate": float(rng.uniform(self.min_rate, self.max_rate))}
 
     def apply(self, x: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-        return _run_audiomentations(_AmTimeStretch(leave_length_unchanged=True, p=1.0), x, self.sample_rate,
+        from audiomentations import TimeStretch  # seconds to import: only when a bank stretches
+
+        return _run_audiomentations(TimeStretch(leave_length_unchanged=True, p=1.0), x, self.sample_rate,
                                     rate=params["rate"])
 
 
@@ -100,7 +100,9 @@ class PitchShift(Transform):
         return {"semitones": float(rng.uniform(self.min_semitones, self.max_semitones))}
 
     def apply(self, x: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-        return _run_audiomentations(_AmPitchShift(p=1.0), x, self.sample_rate,
+        from audiomentations import PitchShift  # seconds to import: only when a bank shifts
+
+        return _run_audiomentations(PitchShift(p=1.0), x, self.sample_rate,
                                     num_semitones=params["semitones"])
 
 

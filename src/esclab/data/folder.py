@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from esclab.data.table import ClipTable, resolve_rows
 
@@ -62,6 +61,8 @@ def find_csv(csv: str | Path, root: str | Path | None = None) -> Path:
 
 def make_folds(labels: np.ndarray, groups: np.ndarray | None, num_folds: int, seed: int) -> np.ndarray:
     """Stratified (and grouped, when ``groups`` is given) fold numbers 1..num_folds."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold  # seconds to import: only here
+
     smallest = pd.Series(labels).value_counts().min()
     k = max(2, min(num_folds, int(smallest)))
     folds = np.zeros(len(labels), dtype=int)

@@ -12,19 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing as mp
 import os
+import pickle
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from esclab.audio import AudioDecodeError, load_audio
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
+from esclab.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,10 @@ CACHE_FORMAT = 1
 _IGNORED_FEATURE_KEYS = ("cache_dir", "standardize")
 
 WaveTransform = Callable[[np.ndarray, str], np.ndarray]
+Result = np.ndarray | str  # a log-mel, or why the clip could not be decoded
+# Cache misses per worker process below which starting processes costs more than it saves.
+MIN_CLIPS_PER_WORKER = 16
+CHUNK = 16  # clips per task sent to a worker: few round trips, and progress still moves
 
 
 def cache_key(audio: AudioConfig, features: FeatureConfig, variant: str = "clean") -> str:
@@ -93,12 +101,7 @@ class FeatureCache:
 
     def compute(self, path: str | Path, clip_id: str = "") -> np.ndarray:
         """Decode ``path`` and return its ``(n_mels, frames)`` log-mel (no cache involved)."""
-        wave = load_audio(path, self.audio.sample_rate, self.audio.duration, self.audio.band_rate)
-        if self.wave_transform is not None:
-            wave = self.wave_transform(wave, clip_id)
-        with torch.no_grad():
-            spec = self.frontend(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
-        return spec[0, 0].numpy()
+        return _log_mels(self.frontend, self.audio, self.wave_transform, [(str(path), clip_id)])[0]
 
     def get(self, path: str | Path, clip_id: str) -> np.ndarray:
         """Cached log-mel of one clip, computed and stored on a miss."""
@@ -112,23 +115,57 @@ class FeatureCache:
         return arr
 
     def load(self, paths: Sequence[str], clip_ids: Sequence[str], progress: bool = True,
-             desc: str = "features") -> tuple[np.ndarray, dict[str, str]]:
+             desc: str = "features", workers: int | None = None) -> tuple[np.ndarray, dict[str, str]]:
         """Log-mels of many clips ``(N_ok, n_mels, frames)`` and the unreadable ones (path -> reason).
 
+        Cached entries are read; the misses are computed in ``workers`` processes (default: one per
+        CPU when there are at least :data:`MIN_CLIPS_PER_WORKER` misses per process) and written here.
         A clip that cannot be decoded is skipped with a warning naming it; the others go on.
         """
-        out, bad = [], {}
         self.folder.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
-        for path, clip_id in tqdm(list(zip(paths, clip_ids, strict=True)), desc=desc, disable=not progress,
-                                  leave=False):
-            try:
-                out.append(self.get(path, clip_id))
-            except AudioDecodeError as err:
-                log.warning("skipping %s", err)
-                bad[str(path)] = str(err)
+        pairs = [(str(p), c) for p, c in zip(paths, clip_ids, strict=True)]
+        specs: list[np.ndarray | None] = [None] * len(pairs)
+        bad: dict[str, str] = {}
+        with Progress(len(pairs), desc, progress) as bar:
+            misses = []
+            for i, (path, clip_id) in enumerate(pairs):
+                entry = self.entry(path, clip_id)
+                specs[i] = self.read(entry)
+                if specs[i] is None:
+                    misses.append((i, entry))
+                else:
+                    self._shape = specs[i].shape
+                    bar.update()
+            for i, result in self._compute_many([pairs[i] for i, _ in misses], workers):
+                index, entry = misses[i]
+                if isinstance(result, str):
+                    log.warning("skipping %s", result)
+                    bad[pairs[index][0]] = result
+                else:
+                    self._write(entry, result)
+                    self.computed += 1
+                    specs[index] = result
+                bar.update()
+        out = [s for s in specs if s is not None]
         shape = (0, self.features.n_mels, self.features.frames or 0)
         return (np.stack(out) if out else np.zeros(shape, np.float32)), bad
+
+    def _compute_many(self, items: list[tuple[str, str]], workers: int | None) -> Iterator[tuple[int, Result]]:
+        """``(index into items, log-mel or the reason it failed)``, in any order."""
+        workers = _worker_count(len(items)) if workers is None else min(workers, len(items))
+        context = _process_context(self.wave_transform) if workers > 1 else None
+        if context is None:
+            for i, item in enumerate(items):
+                yield i, _try_log_mels(self.frontend, self.audio, self.wave_transform, [item])[0]
+            return
+        size = max(1, min(CHUNK, len(items) // (4 * workers)))
+        chunks = [list(range(start, min(start + size, len(items)))) for start in range(0, len(items), size)]
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(self.audio, self.features, self.wave_transform)) as pool:
+            futures = {pool.submit(_worker_chunk, [items[i] for i in chunk]): chunk for chunk in chunks}
+            for future in as_completed(futures):
+                yield from zip(futures[future], future.result(), strict=True)
 
     def _write(self, entry: Path, arr: np.ndarray) -> None:
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -146,3 +183,58 @@ class FeatureCache:
         if not manifest.exists():
             feats = {k: v for k, v in asdict(self.features).items() if k not in _IGNORED_FEATURE_KEYS}
             manifest.write_text(json.dumps({"audio": asdict(self.audio), "features": feats}, indent=2))
+
+
+def _log_mels(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None,
+              items: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+    """Decode each ``(path, clip_id)``, apply ``wave_transform``, and return their ``(n_mels, frames)`` log-mels."""
+    out = []
+    for path, clip_id in items:
+        wave = load_audio(path, audio.sample_rate, audio.duration, audio.band_rate)
+        if wave_transform is not None:
+            wave = wave_transform(wave, clip_id)
+        with torch.no_grad():
+            out.append(frontend(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))[0, 0].numpy())
+    return out
+
+
+def _try_log_mels(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None,
+                  items: Sequence[tuple[str, str]]) -> list[Result]:
+    """:func:`_log_mels` per clip, with the message of an :class:`AudioDecodeError` in place of a failed clip."""
+    out: list[Result] = []
+    for item in items:
+        try:
+            out.extend(_log_mels(frontend, audio, wave_transform, [item]))
+        except AudioDecodeError as err:
+            out.append(str(err))
+    return out
+
+
+def _worker_count(misses: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, misses // MIN_CLIPS_PER_WORKER))
+
+
+def _process_context(wave_transform: WaveTransform | None) -> BaseContext | None:
+    """Fork where the platform has it (no re-import, any ``wave_transform``); else spawn when the transform
+    pickles; else ``None`` (compute in this process)."""
+    if "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    try:
+        pickle.dumps(wave_transform)
+    except Exception:  # closures and lambdas: computed here instead
+        return None
+    return mp.get_context("spawn")
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(audio: AudioConfig, features: FeatureConfig, wave_transform: WaveTransform | None) -> None:
+    """One thread per worker process (the processes are the parallelism) and its own front end."""
+    torch.set_num_threads(1)
+    _WORKER.update(frontend=build_frontend(audio, features), audio=audio, wave_transform=wave_transform)
+
+
+def _worker_chunk(items: list[tuple[str, str]]) -> list[Result]:
+    return _try_log_mels(_WORKER["frontend"], _WORKER["audio"], _WORKER["wave_transform"], items)  # type: ignore[arg-type]

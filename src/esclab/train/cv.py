@@ -30,6 +30,7 @@ from esclab.data.prepare import PreparedData, prepare_data
 from esclab.evaluate import metrics as M
 from esclab.evaluate.plots import confusion_figure, save
 from esclab.features.cache import file_id
+from esclab.progress import format_duration, stderr_is_terminal
 from esclab.provenance import RunProvenance
 from esclab.runs import (
     FoldDir,
@@ -41,7 +42,7 @@ from esclab.runs import (
     write_skipped,
     write_split,
 )
-from esclab.train.callbacks import EpochTimer, FitClock, ReseedEveryEpoch
+from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
 from esclab.train.loggers import build_loggers
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.precision import resolve_precision
@@ -121,14 +122,23 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
             log.info("fold %d already done: %s", fold, fold_dir.metrics)
             results[fold] = json.loads(fold_dir.metrics.read_text())
             continue
+        fold_start = time.perf_counter()
         results[fold] = train_fold(cfg, data, fold, fold_dir.path, progress=progress)
         if is_main_process():
             provenance.fold_finished(fold)
+            _log_fold_done(cfg, fold, results[fold], time.perf_counter() - fold_start)
     if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
         return CVResult(out, results)
     summary = summarize(run, cfg, data.table, results, time.perf_counter() - start)
     provenance.end()
     return CVResult(out, results, summary)
+
+
+def _log_fold_done(cfg: ExperimentConfig, fold: int, metrics: dict[str, Any], seconds: float) -> None:
+    """``fold 2/5 done: accuracy 93.0 %, macro-F1 92.4 %, 3m12s``."""
+    label = fold_label(fold, list(cfg.data.folds).index(fold) + 1, len(cfg.data.folds))
+    log.info("%s done: accuracy %.1f %%, macro-F1 %.1f %%, %s", label, 100 * metrics["accuracy"],
+             100 * metrics["macro_f1"], format_duration(seconds))
 
 
 def is_main_process() -> bool:
@@ -163,9 +173,15 @@ def build_profiler(name: str | None, fold_dir: Path) -> Profiler | None:
     return kinds[name](dirpath=fold_dir, filename="profile") if name else None
 
 
-def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L.Callback], has_val: bool) -> L.Trainer:
-    """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``."""
+def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L.Callback], has_val: bool,
+                  progress_bar: bool | None = None) -> L.Trainer:
+    """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``.
+
+    Lightning's bar shows when ``progress_bar`` (default: ``train.progress_bar`` and stderr is a terminal).
+    """
     t = cfg.train
+    if progress_bar is None:
+        progress_bar = t.progress_bar and stderr_is_terminal()
     mode = "max" if t.monitor.endswith("acc") else "min"
     # The tested checkpoint is fixed in advance: the best validation epoch, or the last epoch without a
     # validation split (no early stopping then: nothing but a held-out split may stop a recipe early).
@@ -183,7 +199,7 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=resolve_precision(t.precision, t.accelerator), deterministic=t.deterministic,
         callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
-        logger=build_loggers(t.logger, fold_dir, cfg.name), enable_progress_bar=t.progress_bar,
+        logger=build_loggers(t.logger, fold_dir, cfg.name), enable_progress_bar=progress_bar,
         enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
         num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
         limit_val_batches=1.0 if has_val else 0, profiler=build_profiler(t.profiler, fold_dir),
@@ -216,7 +232,11 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
                               train=train, augment=to_dict(cfg)["augment"],
                               norm_mean=mean, norm_std=std, input_size=cfg.features.input_size)
     timer, clock = EpochTimer(), FitClock()
-    trainer = build_trainer(cfg, fold_dir, [timer, clock, ReseedEveryEpoch(cfg.train.seed)], has_val=has_val)
+    callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
+    bar = cfg.train.progress_bar and progress and stderr_is_terminal()
+    if not bar:  # one line per epoch instead of the bar (a log file, a batch job, train.progress_bar=false)
+        callbacks.append(EpochProgress(*_fold_position(cfg, fold, fold_dir)))
+    trainer = build_trainer(cfg, fold_dir, callbacks, has_val=has_val, progress_bar=bar)
     last = files.last_checkpoint
     resume = last.is_file()
     if resume and trainer.is_global_zero:
@@ -243,6 +263,14 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     if not trainer.is_global_zero:
         return result
     return _finish_fold(cfg, data, fold, fold_dir, dm.test_idx, probs, module.model, module.standardize, result)
+
+
+def _fold_position(cfg: ExperimentConfig, fold: int, fold_dir: Path) -> tuple[str, int]:
+    """The fold's :func:`fold_label` and how many later folds of the run are still to train."""
+    folds = list(cfg.data.folds)
+    position = folds.index(fold) + 1 if fold in folds else len(folds)
+    run = RunDir(fold_dir.parent)
+    return fold_label(fold, position, len(folds)), sum(not run.fold(k).is_done() for k in folds[position:])
 
 
 def _checkpoint(path: str | Path) -> dict[str, Any]:

@@ -26,11 +26,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm import tqdm
 
 from esclab.config import ExperimentConfig
 from esclab.features.cache import cache_key
 from esclab.models import EscModel, create_model
+from esclab.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def embed(model: EscModel, specs: np.ndarray, progress: bool = False) -> np.ndar
     model.eval()
     out = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(specs), EMBED_BATCH), desc="embeddings", disable=not progress, leave=False):
+        for start in track(range(0, len(specs), EMBED_BATCH), desc="embedding batches", enabled=progress):
             batch = torch.as_tensor(specs[start:start + EMBED_BATCH], dtype=torch.float32).unsqueeze(1)
             out.append(model.forward_features(batch).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.num_features), np.float32)
