@@ -20,6 +20,8 @@ CHATTER_WARNINGS = (
     r"The number of training batches \(\d+\) is smaller than the logging interval",
     # The test fold is predicted from the tested checkpoint's weights on purpose, without its training callbacks.
     r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided",
+    # A fold resumed from last.ckpt writes into its own checkpoint folder on purpose.
+    r"Checkpoint directory .* exists and is not empty",
 )
 CHATTER_LOGS = {
     # Each fold's MLflow store is new (train.logger=mlflow), so its experiment is always created.
