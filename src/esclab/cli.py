@@ -308,7 +308,7 @@ KNOWN_ERRORS = frozenset({
 
 
 # Commands that never import Lightning: the console need not import it for them (seconds saved).
-WITHOUT_LIGHTNING = frozenset({"features"})
+WITHOUT_LIGHTNING = frozenset({"features", "predict", "tag", "serve", "models", "config"})  # never import it
 
 
 def is_known_error(err: BaseException) -> bool:

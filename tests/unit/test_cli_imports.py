@@ -1,4 +1,4 @@
-"""`esclab features` stays cheap to start: it imports no training, model or learning library it does not use."""
+"""`esclab features` and `esclab predict` stay cheap to start: they import no library they do not use."""
 
 from __future__ import annotations
 
@@ -36,4 +36,20 @@ def test_features_command_imports_nothing_heavy(tiny_overrides, tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert done.returncode == 0, done.stderr
     assert "12 clips cached" in done.stdout
+    assert "loaded []" in done.stdout
+
+
+def test_predict_loads_only_the_model_family_it_runs(tone_dataset, tmp_path):
+    """A paper-CNN bundle: no Lightning, transformers, timm or torchvision before the first result."""
+    from tests.unit.test_inference import write_tiny_bundle
+
+    tiny_bundle = write_tiny_bundle(tmp_path / "model.ckpt")
+    clip = next((tone_dataset.parent / "audio").glob("*.wav"))
+    heavy = ("lightning", "transformers", "timm", "torchvision", "sklearn")
+    code = ("import sys; from esclab.cli import main; "
+            f"rc = main(['predict', '--checkpoint', {str(tiny_bundle)!r}, {str(clip)!r}]); "
+            f"print('loaded', sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert done.returncode == 0, done.stderr
     assert "loaded []" in done.stdout

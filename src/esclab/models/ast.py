@@ -15,12 +15,16 @@ AudioSet checkpoints were trained on 16 kHz, 128-mel, 10 ms-hop Kaldi fbanks sca
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from transformers import ASTConfig, ASTForAudioClassification, ASTModel
 
 from esclab.models._base import EscModel
 from esclab.models._registry import register_model
+
+if TYPE_CHECKING:  # transformers takes seconds to import: only an AST being built pays for it
+    from transformers import ASTConfig
 
 _BASE_PREFIX = "ast.audio_spectrogram_transformer."
 
@@ -62,6 +66,8 @@ class AST(EscModel):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        from transformers import ASTConfig, ASTForAudioClassification
+
         self.config = ASTConfig(
             hidden_size=hidden_size,
             num_hidden_layers=num_layers,
@@ -102,6 +108,8 @@ class AST(EscModel):
             A state dict with this model's key names; the position embeddings are
             interpolated to this model's patch grid. The checkpoint's head is left out.
         """
+        from transformers import ASTModel
+
         source = ASTModel.from_pretrained(name_or_path)
         state = source.state_dict()
         key = "embeddings.position_embeddings"

@@ -23,8 +23,6 @@ from functools import partial
 
 import torch
 from torch import nn
-from torchvision.models.mobilenetv3 import InvertedResidual, _mobilenet_v3_conf
-from torchvision.ops.misc import Conv2dNormActivation
 
 from esclab.models._base import EscModel
 from esclab.models._registry import register_model
@@ -86,6 +84,10 @@ class EfficientATMobileNet(EscModel):
         if width_mult <= 0 or base_lr_mult <= 0 or head_lr_mult <= 0:
             raise ValueError(f"width_mult and lr multipliers must be > 0, got {width_mult}, {base_lr_mult}, "
                              f"{head_lr_mult}")
+        # torchvision takes seconds to import: only a MobileNet being built pays for it.
+        from torchvision.models.mobilenetv3 import InvertedResidual, _mobilenet_v3_conf
+        from torchvision.ops.misc import Conv2dNormActivation
+
         blocks, last_channel = _mobilenet_v3_conf("mobilenet_v3_large", width_mult=width_mult)
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
         stem = Conv2dNormActivation(1, blocks[0].input_channels, kernel_size=3, stride=2, norm_layer=norm,

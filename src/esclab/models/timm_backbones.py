@@ -22,9 +22,7 @@ the training data in ``train()`` mode.
 
 from __future__ import annotations
 
-import timm
 import torch
-from timm.models import group_parameters
 from torch import nn
 
 from esclab.models._base import EscModel
@@ -66,6 +64,8 @@ class TimmBackbone(EscModel):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if head_lr_mult <= 0 or base_lr_mult <= 0:
             raise ValueError(f"lr multipliers must be > 0, got head {head_lr_mult}, base {base_lr_mult}")
+        import timm  # with torchvision, a second of import: only a timm model being built pays for it
+
         self.backbone = timm.create_model(arch, pretrained=False, in_chans=1, num_classes=0)
         self.num_classes = num_classes
         self.num_features = self.backbone.num_features
@@ -79,6 +79,8 @@ class TimmBackbone(EscModel):
 
     def stage_parameter_names(self) -> list[list[str]]:
         """Backbone parameter names per coarse group, stem first (timm's ``group_matcher``)."""
+        from timm.models import group_parameters
+
         groups = group_parameters(self.backbone, self.backbone.group_matcher(coarse=True))
         return [groups[k] for k in sorted(groups)]
 
