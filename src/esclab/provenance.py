@@ -44,13 +44,17 @@ def git_state(folder: str | Path | None = None) -> dict[str, Any]:
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
+def read_cpuinfo() -> str:
+    """``/proc/cpuinfo`` as text (empty where there is none, off Linux)."""
+    path = Path("/proc/cpuinfo")
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+    for line in read_cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 

@@ -16,6 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("lightning", "sklearn", "transformers", "timm", "audiomentations", "esclab.models", "esclab.train")
 
 
+def run_cli(args: list[str], modules: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """``esclab ARGS`` in a fresh interpreter; stdout ends with ``loaded [...]``: which of ``modules`` it imported."""
+    code = ("import sys; from esclab.cli import main; "
+            f"rc = main({args!r}); print('loaded', sorted(m for m in {modules!r} if m in sys.modules)); sys.exit(rc)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+
+
 @pytest.mark.parametrize("name", sorted(KNOWN_ERRORS))
 def test_every_known_error_names_an_exception_class(name):
     module, _, cls = name.rpartition(".")
@@ -29,11 +37,7 @@ def test_other_errors_are_not_known():
 
 def test_features_command_imports_nothing_heavy(tiny_overrides, tmp_path):
     sets = [a for o in tiny_overrides for a in ("--set", o)]
-    code = ("import sys; from esclab.cli import main; "
-            f"rc = main(['features', '--config', 'configs/experiment/paper_cnn.yaml', *{sets!r}]); "
-            f"print('loaded', sorted(m for m in {HEAVY!r} if m in sys.modules)); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    done = run_cli(["features", "--config", "configs/experiment/paper_cnn.yaml", *sets], HEAVY)
     assert done.returncode == 0, done.stderr
     assert "12 clips cached" in done.stdout
     assert "loaded []" in done.stdout
@@ -46,10 +50,6 @@ def test_predict_loads_only_the_model_family_it_runs(tone_dataset, tmp_path):
     tiny_bundle = write_tiny_bundle(tmp_path / "model.ckpt")
     clip = next((tone_dataset.parent / "audio").glob("*.wav"))
     heavy = ("lightning", "transformers", "timm", "torchvision", "sklearn")
-    code = ("import sys; from esclab.cli import main; "
-            f"rc = main(['predict', '--checkpoint', {str(tiny_bundle)!r}, {str(clip)!r}]); "
-            f"print('loaded', sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    done = run_cli(["predict", "--checkpoint", str(tiny_bundle), str(clip)], heavy)
     assert done.returncode == 0, done.stderr
     assert "loaded []" in done.stdout

@@ -274,8 +274,11 @@ def _fold_position(cfg: ExperimentConfig, fold: int, fold_dir: Path) -> tuple[st
 
 
 def _checkpoint(path: str | Path) -> dict[str, Any]:
-    """One of this fold's own Lightning checkpoints (it holds loop state, so not ``weights_only``)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """One of this fold's own Lightning checkpoints (it holds loop state, so not ``weights_only``).
+
+    Memory-mapped: the callers read the epoch and step counters, not the weights Lightning loads itself.
+    """
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
 def time_cap_facts(trainer: L.Trainer, cfg: ExperimentConfig) -> dict[str, Any]:

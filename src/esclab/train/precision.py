@@ -8,9 +8,9 @@ the machine allows; the precision used is recorded in each fold's ``metrics.json
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
+
+from esclab.provenance import read_cpuinfo
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -18,8 +18,7 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """True when ``/proc/cpuinfo`` (or the text given) lists AVX512-BF16 or AMX-BF16."""
     if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text(errors="replace") if path.is_file() else ""
+        cpuinfo = read_cpuinfo()
     flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
