@@ -67,6 +67,39 @@ def native_rate(path: str | Path) -> int:
         raise AudioDecodeError(f"{path}: cannot read its header ({err})") from err
 
 
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to a mono float32 ``(samples,)`` waveform at the rate it is stored at.
+
+    Returns:
+        The waveform (channels averaged) and the file's sample rate in Hz.
+
+    Raises:
+        AudioDecodeError: missing, unreadable, empty, or non-finite audio.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: no such file")
+    try:
+        data, orig_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile raises several types for bad files
+        raise AudioDecodeError(f"{path}: cannot decode ({err})") from err
+    if data.shape[0] == 0:
+        raise AudioDecodeError(f"{path}: contains no samples")
+    if not np.all(np.isfinite(data)):
+        raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
+    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return np.ascontiguousarray(wave, dtype=np.float32), int(orig_sr)
+
+
+def conform(wave: np.ndarray, orig_sr: int, sample_rate: int = DEFAULT_SAMPLE_RATE, duration: float | None = None,
+            band_rate: int | None = None) -> np.ndarray:
+    """A mono waveform at ``orig_sr`` -> ``sample_rate`` (through ``band_rate``), padded or trimmed to ``duration`` s."""
+    wave = resample(wave, orig_sr, sample_rate, band_rate)
+    if duration is not None:
+        wave = pad_or_trim(wave, int(round(duration * sample_rate)))
+    return wave
+
+
 def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE, duration: float | None = None,
                band_rate: int | None = None) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sample_rate``.
@@ -84,19 +117,5 @@ def load_audio(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE, duratio
     Raises:
         AudioDecodeError: missing, unreadable, empty, or non-finite audio.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: no such file")
-    try:
-        data, orig_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several types for bad files
-        raise AudioDecodeError(f"{path}: cannot decode ({err})") from err
-    if data.shape[0] == 0:
-        raise AudioDecodeError(f"{path}: contains no samples")
-    if not np.all(np.isfinite(data)):
-        raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
-    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    wave = resample(np.ascontiguousarray(wave, dtype=np.float32), int(orig_sr), sample_rate, band_rate)
-    if duration is not None:
-        wave = pad_or_trim(wave, int(round(duration * sample_rate)))
-    return wave
+    wave, orig_sr = read_audio(path)
+    return conform(wave, orig_sr, sample_rate, duration, band_rate)

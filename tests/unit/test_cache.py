@@ -149,3 +149,21 @@ def test_without_fork_an_unpicklable_transform_is_computed_in_process(monkeypatc
     assert C._process_context(None).get_start_method() == "spawn"
     monkeypatch.undo()
     assert C._process_context(lambda wave, clip_id: wave).get_start_method() == "fork"
+
+
+def test_native_rates_come_from_the_decoding_not_the_headers(tmp_path, tones, monkeypatch):
+    import esclab.features.cache as C
+
+    good = [p for p in tones[0] if not p.endswith("broken.wav")], [c for c in tones[1] if c != "broken"]
+    tone_cache(tmp_path).load(*good, progress=False, workers=2)
+    monkeypatch.setattr(C, "native_rate", lambda path: pytest.fail(f"read the header of {path}"))
+    rates = tone_cache(tmp_path).native_rates(*good)
+    assert rates == dict.fromkeys(good[0], 8000)
+
+
+def test_native_rates_fall_back_to_headers_without_a_record(tmp_path, tones):
+    good = [p for p in tones[0] if not p.endswith("broken.wav")][:3], [c for c in tones[1] if c != "broken"][:3]
+    cache = tone_cache(tmp_path)
+    cache.load(*good, progress=False)
+    (cache.folder / "rates.json").write_text("{not json")  # damaged: each rate is read from its header
+    assert tone_cache(tmp_path).native_rates(*good) == dict.fromkeys(good[0], 8000)

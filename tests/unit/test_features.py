@@ -9,7 +9,8 @@ import torch
 
 from esclab.audio import load_audio
 from esclab.features import LogMel, Standardize, band_statistics
-from esclab.features.functional import fix_frames
+from esclab.features.functional import (apply_filterbank, filterbank_blocks, fix_frames, kaldi_mel_filterbank,
+                                        mel_filterbank, slaney_hz_to_mel, slaney_mel_to_hz)
 
 
 def librosa_logmel(wave: np.ndarray, sr: int, n_fft: int, hop: int, n_mels: int, top_db: float = 80.0):
@@ -32,6 +33,34 @@ def test_matches_librosa_other_settings(sr, n_fft, hop, n_mels):
     wave = (0.1 * rng.standard_normal(sr) + 0.3 * np.sin(np.arange(sr) * 0.05)).astype(np.float32)
     ours = LogMel(sr, n_mels, n_fft, hop)(torch.from_numpy(wave))[0, 0].numpy()
     assert np.abs(ours - librosa_logmel(wave, sr, n_fft, hop, n_mels)).max() < 1e-3
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [(22050, 2048, 128, 0.0, None), (16000, 512, 64, 50.0, 7000.0),
+                                                       (32000, 1024, 128, 0.0, 15000.0), (8000, 256, 20, 0.0, None)])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmin, fmax):
+    ours = mel_filterbank(sr, n_fft, n_mels, fmin, fmax).numpy()
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-7)
+
+
+def test_slaney_scale_matches_librosa_and_inverts():
+    hz = np.array([0.0, 250.0, 999.0, 1000.0, 1001.0, 4000.0, 11025.0])
+    np.testing.assert_allclose(slaney_hz_to_mel(hz), librosa.hz_to_mel(hz), rtol=1e-12)
+    np.testing.assert_allclose(slaney_mel_to_hz(slaney_hz_to_mel(hz)), hz, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("bank", [mel_filterbank(22050, 2048, 128), mel_filterbank(8000, 256, 20),
+                                  kaldi_mel_filterbank(32000, 1024, 128, 0.0, 15000.0)])
+def test_blocked_filterbank_product_equals_the_dense_one(bank):
+    blocks = filterbank_blocks(bank)
+    covered = torch.zeros_like(bank, dtype=torch.bool)
+    for r0, r1, c0, c1 in blocks:
+        covered[r0:r1, c0:c1] = True
+    assert torch.all(covered | (bank == 0)), "a non-zero weight outside every block"
+    assert covered.float().mean() < 0.2  # the point: most of the matrix is skipped
+    power = torch.rand(3, bank.shape[1], 40)
+    torch.testing.assert_close(apply_filterbank(bank, power, blocks), bank @ power, rtol=1e-5, atol=1e-6)
 
 
 def test_batched_equals_stacked_singles():

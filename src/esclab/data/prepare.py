@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from esclab.audio import AudioDecodeError, native_rate
 from esclab.config import AudioConfig, ConfigError, ExperimentConfig
 from esclab.data import load_dataset
 from esclab.data.bank import load_bank
@@ -55,22 +55,17 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
     if check_folds and missing:
         raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
                           f"choose with --folds")
-    rates, unreadable = {}, {}
-    for path in table.clips["path"]:
-        try:
-            rates[path] = native_rate(path)
-        except AudioDecodeError as err:
-            unreadable[path] = str(err).removeprefix(f"{path}: ")
-    table = table.without(unreadable)
+    table = table.without({path: "no such file" for path in table.clips["path"] if not os.path.isfile(path)})
     official = cfg.data.dataset in ("esc50", "esc10")
     expected = NUM_CLIPS_ESC10 if cfg.data.dataset == "esc10" else NUM_CLIPS
-    if official:  # before any work: a copy missing clips is not ESC-50
+    if official:  # before any work: a copy missing files is not ESC-50
         require_complete(table, cfg.data.allow_missing, expected)
     cache = FeatureCache(cfg.audio, cfg.features)
     specs, bad = cache.load(table.clips["path"].tolist(), table.clips["clip_id"].tolist(), progress=progress)
     table = table.without(bad)
-    if official and bad:  # a header that read but audio that did not
+    if official and bad:  # files that are there but do not decode
         require_complete(table, cfg.data.allow_missing, expected)
+    rates = cache.native_rates(table.clips["path"].tolist(), table.clips["clip_id"].tolist())
     bank = load_bank(cfg, table, progress=progress)
-    data_rate = min((rates[p] for p in table.clips["path"]), default=None)
+    data_rate = min(rates.values(), default=None)
     return PreparedData(table, specs, bank, data_rate)

@@ -4,7 +4,8 @@ Layout: ``CACHE_DIR/<key>/<clip_id>-<file id>.npy`` where ``key`` hashes the aud
 feature settings (and a variant tag for augmented copies) and ``file id`` hashes the
 file's absolute path, size and modification time, so a changed config or a changed
 file never reuses a stale entry. Writes are atomic; an unreadable or wrongly shaped
-entry is deleted and rebuilt, never trusted.
+entry is deleted and rebuilt, never trusted. ``rates.json`` beside the entries records the
+rate each clip's file is stored at (learnt while decoding it), so a warm run reads no headers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from esclab.audio import AudioDecodeError, load_audio
+from esclab.audio import AudioDecodeError, conform, native_rate, read_audio
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
 from esclab.progress import Progress
@@ -37,7 +38,10 @@ CACHE_FORMAT = 1
 _IGNORED_FEATURE_KEYS = ("cache_dir", "standardize")
 
 WaveTransform = Callable[[np.ndarray, str], np.ndarray]
-Result = np.ndarray | str  # a log-mel, or why the clip could not be decoded
+Computed = tuple[np.ndarray, int]  # a log-mel and the rate its file is stored at
+Result = Computed | str  # or why the clip could not be decoded
+Job = tuple[str, str, str]  # (path, clip_id, cache entry to write)
+RATES_FILE = "rates.json"  # entry name -> the stored rate of its file, so a cache hit needs no header read
 # Cache misses per worker process below which starting processes costs more than it saves.
 MIN_CLIPS_PER_WORKER = 16
 CHUNK = 16  # clips per task sent to a worker: few round trips, and progress still moves
@@ -101,7 +105,7 @@ class FeatureCache:
 
     def compute(self, path: str | Path, clip_id: str = "") -> np.ndarray:
         """Decode ``path`` and return its ``(n_mels, frames)`` log-mel (no cache involved)."""
-        return _log_mels(self.frontend, self.audio, self.wave_transform, [(str(path), clip_id)])[0]
+        return _log_mel(self.frontend, self.audio, self.wave_transform, str(path), clip_id)[0]
 
     def get(self, path: str | Path, clip_id: str) -> np.ndarray:
         """Cached log-mel of one clip, computed and stored on a miss."""
@@ -109,7 +113,7 @@ class FeatureCache:
         arr = self.read(entry)
         if arr is None:
             arr = self.compute(path, clip_id)
-            self._write(entry, arr)
+            write_entry(entry, arr)
             self.computed += 1
         self._shape = arr.shape
         return arr
@@ -118,8 +122,8 @@ class FeatureCache:
              desc: str = "features", workers: int | None = None) -> tuple[np.ndarray, dict[str, str]]:
         """Log-mels of many clips ``(N_ok, n_mels, frames)`` and the unreadable ones (path -> reason).
 
-        Cached entries are read; the misses are computed in ``workers`` processes (default: one per
-        CPU when there are at least :data:`MIN_CLIPS_PER_WORKER` misses per process) and written here.
+        Cached entries are read; the misses are computed and written in ``workers`` processes (default:
+        one per CPU when there are at least :data:`MIN_CLIPS_PER_WORKER` misses per process).
         A clip that cannot be decoded is skipped with a warning naming it; the others go on.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -127,6 +131,7 @@ class FeatureCache:
         pairs = [(str(p), c) for p, c in zip(paths, clip_ids, strict=True)]
         specs: list[np.ndarray | None] = [None] * len(pairs)
         bad: dict[str, str] = {}
+        rates: dict[str, int] = {}
         with Progress(len(pairs), desc, progress) as bar:
             misses = []
             for i, (path, clip_id) in enumerate(pairs):
@@ -137,27 +142,64 @@ class FeatureCache:
                 else:
                     self._shape = specs[i].shape
                     bar.update()
-            for i, result in self._compute_many([pairs[i] for i, _ in misses], workers):
+            jobs = [(*pairs[i], str(entry)) for i, entry in misses]
+            for i, result in self._compute_many(jobs, workers):
                 index, entry = misses[i]
                 if isinstance(result, str):
                     log.warning("skipping %s", result)
-                    bad[pairs[index][0]] = result
+                    path = pairs[index][0]
+                    bad[path] = result.removeprefix(f"{path}: ")
                 else:
-                    self._write(entry, result)
                     self.computed += 1
-                    specs[index] = result
+                    specs[index], rates[entry.name] = result
                 bar.update()
+        self._record_rates(rates)
         out = [s for s in specs if s is not None]
         shape = (0, self.features.n_mels, self.features.frames or 0)
         return (np.stack(out) if out else np.zeros(shape, np.float32)), bad
 
-    def _compute_many(self, items: list[tuple[str, str]], workers: int | None) -> Iterator[tuple[int, Result]]:
-        """``(index into items, log-mel or the reason it failed)``, in any order."""
+    def native_rates(self, paths: Sequence[str], clip_ids: Sequence[str]) -> dict[str, int]:
+        """The rate each file is stored at (path -> Hz): from ``rates.json`` where :meth:`load` decoded it,
+        else from the file's header.
+
+        Raises:
+            AudioDecodeError: a file whose rate is not recorded and whose header cannot be read.
+        """
+        known = self._read_rates()
+        out = {}
+        for path, clip_id in zip(paths, clip_ids, strict=True):
+            rate = known.get(self.entry(path, clip_id).name)
+            out[str(path)] = int(rate) if rate else native_rate(path)
+        return out
+
+    def _read_rates(self) -> dict[str, int]:
+        try:
+            rates = json.loads((self.folder / RATES_FILE).read_text())
+        except (OSError, ValueError):  # absent (a cache from before rates.json) or damaged: headers instead
+            return {}
+        return rates if isinstance(rates, dict) else {}
+
+    def _record_rates(self, rates: dict[str, int]) -> None:
+        """Merge ``rates`` into ``rates.json`` (atomically; a concurrent writer can only cost header reads)."""
+        if not rates:
+            return
+        merged = {**self._read_rates(), **rates}
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(merged, fh, sort_keys=True)
+            os.replace(tmp, self.folder / RATES_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _compute_many(self, items: list[Job], workers: int | None) -> Iterator[tuple[int, Result]]:
+        """Compute and write each job's entry: ``(index into items, log-mel and rate, or why it failed)``, in any order."""
         workers = _worker_count(len(items)) if workers is None else min(workers, len(items))
         context = _process_context(self.wave_transform) if workers > 1 else None
         if context is None:
             for i, item in enumerate(items):
-                yield i, _try_log_mels(self.frontend, self.audio, self.wave_transform, [item])[0]
+                yield i, _fill(self.frontend, self.audio, self.wave_transform, [item])[0]
             return
         size = max(1, min(CHUNK, len(items) // (4 * workers)))
         chunks = [list(range(start, min(start + size, len(items)))) for start in range(0, len(items), size)]
@@ -167,17 +209,6 @@ class FeatureCache:
             for future in as_completed(futures):
                 yield from zip(futures[future], future.result(), strict=True)
 
-    def _write(self, entry: Path, arr: np.ndarray) -> None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr.astype(np.float32, copy=False), allow_pickle=False)
-            os.replace(tmp, entry)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def _write_manifest(self) -> None:
         manifest = self.folder / "config.json"
         if not manifest.exists():
@@ -185,28 +216,44 @@ class FeatureCache:
             manifest.write_text(json.dumps({"audio": asdict(self.audio), "features": feats}, indent=2))
 
 
-def _log_mels(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None,
-              items: Sequence[tuple[str, str]]) -> list[np.ndarray]:
-    """Decode each ``(path, clip_id)``, apply ``wave_transform``, and return their ``(n_mels, frames)`` log-mels."""
-    out = []
-    for path, clip_id in items:
-        wave = load_audio(path, audio.sample_rate, audio.duration, audio.band_rate)
-        if wave_transform is not None:
-            wave = wave_transform(wave, clip_id)
-        with torch.no_grad():
-            out.append(frontend(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))[0, 0].numpy())
-    return out
+def write_entry(entry: str | Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as float32 ``.npy`` at ``entry`` atomically (a temporary file, then a rename)."""
+    entry = Path(entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, arr.astype(np.float32, copy=False), allow_pickle=False)
+        os.replace(tmp, entry)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _try_log_mels(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None,
-                  items: Sequence[tuple[str, str]]) -> list[Result]:
-    """:func:`_log_mels` per clip, with the message of an :class:`AudioDecodeError` in place of a failed clip."""
+def _log_mel(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None, path: str,
+             clip_id: str) -> Computed:
+    """Decode ``path``, apply ``wave_transform``: its ``(n_mels, frames)`` log-mel and the rate its file is stored at."""
+    wave, rate = read_audio(path)
+    wave = conform(wave, rate, audio.sample_rate, audio.duration, audio.band_rate)
+    if wave_transform is not None:
+        wave = wave_transform(wave, clip_id)
+    with torch.no_grad():
+        spec = frontend(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))[0, 0].numpy()
+    return spec, rate
+
+
+def _fill(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None,
+          jobs: Sequence[Job]) -> list[Result]:
+    """Compute each ``(path, clip_id, entry)`` and write its entry; a clip that fails to decode gives the reason."""
     out: list[Result] = []
-    for item in items:
+    for path, clip_id, entry in jobs:
         try:
-            out.extend(_log_mels(frontend, audio, wave_transform, [item]))
+            computed = _log_mel(frontend, audio, wave_transform, path, clip_id)
         except AudioDecodeError as err:
             out.append(str(err))
+            continue
+        write_entry(entry, computed[0])
+        out.append(computed)
     return out
 
 
@@ -236,5 +283,5 @@ def _init_worker(audio: AudioConfig, features: FeatureConfig, wave_transform: Wa
     _WORKER.update(frontend=build_frontend(audio, features), audio=audio, wave_transform=wave_transform)
 
 
-def _worker_chunk(items: list[tuple[str, str]]) -> list[Result]:
-    return _try_log_mels(_WORKER["frontend"], _WORKER["audio"], _WORKER["wave_transform"], items)  # type: ignore[arg-type]
+def _worker_chunk(jobs: list[Job]) -> list[Result]:
+    return _fill(_WORKER["frontend"], _WORKER["audio"], _WORKER["wave_transform"], jobs)  # type: ignore[arg-type]

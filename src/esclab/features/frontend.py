@@ -43,6 +43,7 @@ class LogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
         self.register_buffer("filterbank", LF.mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
                              persistent=False)
+        self.blocks = LF.filterbank_blocks(self.filterbank)
 
     @classmethod
     def from_config(cls, audio: AudioConfig, features: FeatureConfig) -> LogMel:
@@ -52,7 +53,7 @@ class LogMel(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return LF.log_mel_spectrogram(_as_batch(wave), self.window, self.filterbank, self.n_fft, self.hop_length,
-                                      self.top_db, self.frames)
+                                      self.top_db, self.frames, self.blocks)
 
 
 class KaldiLogMel(nn.Module):
@@ -73,10 +74,11 @@ class KaldiLogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
         self.register_buffer("filterbank", LF.kaldi_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax),
                              persistent=False)
+        self.blocks = LF.filterbank_blocks(self.filterbank)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return LF.kaldi_log_mel(_as_batch(wave), self.window, self.filterbank, self.n_fft, self.hop_length,
-                                frames=self.frames)
+                                frames=self.frames, blocks=self.blocks)
 
 
 FRONTEND_KINDS = ("logmel", "kaldi_logmel")
