@@ -9,8 +9,15 @@ import torch
 
 from esclab.audio import load_audio
 from esclab.features import LogMel, Standardize, band_statistics
-from esclab.features.functional import (apply_filterbank, filterbank_blocks, fix_frames, kaldi_mel_filterbank,
-                                        mel_filterbank, slaney_hz_to_mel, slaney_mel_to_hz)
+from esclab.features.functional import (
+    apply_filterbank,
+    filterbank_blocks,
+    fix_frames,
+    kaldi_mel_filterbank,
+    mel_filterbank,
+    slaney_hz_to_mel,
+    slaney_mel_to_hz,
+)
 
 
 def librosa_logmel(wave: np.ndarray, sr: int, n_fft: int, hop: int, n_mels: int, top_db: float = 80.0):
