@@ -13,7 +13,8 @@ import pytest
 from esclab.cli import KNOWN_ERRORS, is_known_error
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("lightning", "sklearn", "transformers", "timm", "audiomentations", "esclab.models", "esclab.train")
+HEAVY = ("lightning", "sklearn", "transformers", "timm", "audiomentations", "esclab.models", "esclab.train", "librosa",
+         "matplotlib")
 
 
 def run_cli(args: list[str], modules: tuple[str, ...]) -> subprocess.CompletedProcess:
@@ -49,7 +50,7 @@ def test_predict_loads_only_the_model_family_it_runs(tone_dataset, tmp_path):
 
     tiny_bundle = write_tiny_bundle(tmp_path / "model.ckpt")
     clip = next((tone_dataset.parent / "audio").glob("*.wav"))
-    heavy = ("lightning", "transformers", "timm", "torchvision", "sklearn")
+    heavy = ("lightning", "transformers", "timm", "torchvision", "sklearn", "matplotlib", "librosa")
     done = run_cli(["predict", "--checkpoint", str(tiny_bundle), str(clip)], heavy)
     assert done.returncode == 0, done.stderr
     assert "loaded []" in done.stdout

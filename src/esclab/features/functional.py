@@ -89,7 +89,7 @@ def power_spectrum(wave: torch.Tensor, window: torch.Tensor, n_fft: int, hop_len
     """``(batch, samples)`` -> ``|STFT|^2`` ``(batch, n_fft // 2 + 1, frames)`` of centred frames."""
     spec = torch.stft(wave, n_fft=n_fft, hop_length=hop_length, win_length=window.shape[0], window=window,
                       center=True, pad_mode=pad_mode, return_complex=True)
-    return torch.view_as_real(spec).square().sum(dim=-1)
+    return spec.real.square() + spec.imag.square()
 
 
 def mel_power(wave: torch.Tensor, window: torch.Tensor, filterbank: torch.Tensor, n_fft: int,

@@ -13,10 +13,8 @@ from typing import TypeVar
 import numpy as np
 
 from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError, pad_or_trim
-from esclab.evaluate.plots import save
 from esclab.inference.predictor import Predictor, batches
 from esclab.inference.results import Prediction
-from esclab.inference.timeline import timeline_figure
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -148,6 +146,9 @@ def _predict_long(predictor: Predictor, files: list[Path], top_k: int, window_s:
     taken: set[str] = set()
     if plot_dir is not None:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        # matplotlib costs most of a second to import: only a run that draws timelines pays for it.
+        from esclab.evaluate.plots import save
+        from esclab.inference.timeline import timeline_figure
     for path in files:
         try:
             wave = predictor.load(path)

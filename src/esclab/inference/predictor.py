@@ -22,6 +22,7 @@ from esclab.inference.results import (
     merge_segments,
     window_starts,
 )
+from esclab.models import prepare_for_inference
 from esclab.runs import resolve_checkpoint
 
 BATCH_SIZE = 32
@@ -45,7 +46,8 @@ class Predictor:
     :meth:`predict_long` covers a whole recording with sliding windows.
 
     Args:
-        bundle: a loaded bundle (model in eval mode; put in channels-last memory format here).
+        bundle: a loaded bundle; its model is prepared for inference here (BatchNorms folded into the
+            convolutions before them, channels-last memory format), so it is no longer one to train or save.
         checkpoint: the file it came from, for display.
 
     Example (a bundle written here from an untrained model; ``esclab cv`` writes one per fold):
@@ -67,7 +69,7 @@ class Predictor:
     """
 
     def __init__(self, bundle: Bundle, checkpoint: Path | None = None):
-        bundle.model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU, same results
+        prepare_for_inference(bundle.model)  # same results in about half the CPU time
         self.bundle = bundle
         self.checkpoint = checkpoint
         self._display_logmel = build_frontend(bundle.audio, replace(bundle.features, frames=None))

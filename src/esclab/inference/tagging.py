@@ -41,7 +41,7 @@ from esclab.inference.results import (
     merge_segments,
     window_starts,
 )
-from esclab.models import create_model, is_model
+from esclab.models import create_model, is_model, prepare_for_inference
 from esclab.models.efficientat import AUDIOSET_CLASSES
 from esclab.models.pretrained import load_pretrained
 from esclab.weights import WeightsError, resolve_weights
@@ -92,7 +92,7 @@ class Tagger:
                              f"got {getattr(model, 'num_classes', None)} classes")
         if max_seconds <= 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
-        self.model = model.eval()
+        self.model = prepare_for_inference(model)  # same scores in less time; a tagger never trains or saves it
         self.weights = weights
         self.max_seconds = max_seconds
         self.frontend = build_frontend(AudioConfig(sample_rate=SAMPLE_RATE), FEATURES)

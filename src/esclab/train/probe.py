@@ -13,6 +13,7 @@ options, the weights' sha256 and the clips (``CACHE/embeddings/<key>.npz``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from esclab.config import ExperimentConfig
 from esclab.features.cache import cache_key
-from esclab.models import EscModel, create_model
+from esclab.models import EscModel, create_model, prepare_for_inference
 from esclab.progress import track
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,11 @@ def fit_probe(embeddings: np.ndarray, targets: np.ndarray, c: float, seed: int,
 
 
 def embed(model: EscModel, specs: np.ndarray, progress: bool = False) -> np.ndarray:
-    """``(N, M, T)`` spectrograms -> ``(N, D)`` embeddings from ``model.forward_features`` (eval, fp32)."""
-    model.eval()
+    """``(N, M, T)`` spectrograms -> ``(N, D)`` embeddings from ``model.forward_features`` (eval, fp32).
+
+    Runs a copy prepared for inference (:func:`~esclab.models.prepare_for_inference`); ``model`` is unchanged.
+    """
+    model = prepare_for_inference(copy.deepcopy(model))
     out = []
     with torch.inference_mode():
         for start in track(range(0, len(specs), EMBED_BATCH), desc="embedding batches", enabled=progress):
