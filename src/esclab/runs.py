@@ -24,12 +24,14 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from esclab.bundle import Bundle, BundleError, load_bundle
+
+if TYPE_CHECKING:  # pandas costs 0.4 s to import: predict and serve, which only resolve checkpoints, skip it
+    import pandas as pd
 
 FOLD_DIR = re.compile(r"fold_(\d+)")
 
@@ -128,12 +130,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def write_split(path: Path, clip_ids: pd.Series, roles: dict[str, np.ndarray]) -> None:
     """``split.csv``: ``clip_id, role`` for every clip of the fold's split (roles train / val / test)."""
+    import pandas as pd
     frames = [pd.DataFrame({"clip_id": clip_ids.iloc[idx].to_numpy(), "role": role}) for role, idx in roles.items()]
     pd.concat(frames, ignore_index=True).to_csv(path, index=False)
 
 
 def write_skipped(path: Path, skipped: list[tuple[str, str, int]]) -> pd.DataFrame:
     """Add ``skipped`` (path, reason, fold) to ``skipped_files.csv``; earlier sessions' rows stay."""
+    import pandas as pd
     new = pd.DataFrame(skipped, columns=["path", "reason", "fold"])
     old = pd.read_csv(path) if path.is_file() and path.stat().st_size else new.iloc[:0]
     both = pd.concat([old, new], ignore_index=True).drop_duplicates(["path", "reason"], keep="first")
@@ -148,6 +152,7 @@ def set_log_aside(fold: FoldDir, before_step: int) -> None:
     checkpoint go to ``metrics-before-resume.csv`` (rows after it are redone by the resumed fit),
     and :func:`join_log` puts them back in front once the fit ends.
     """
+    import pandas as pd
     frames = [pd.read_csv(p) for p in (fold.log_before_resume, fold.log_csv) if p.is_file() and p.stat().st_size]
     if not frames:
         return
@@ -159,6 +164,7 @@ def set_log_aside(fold: FoldDir, before_step: int) -> None:
 
 def join_log(fold: FoldDir) -> None:
     """After a resumed fit: ``metrics.csv`` = the rows set aside + the resumed fit's rows."""
+    import pandas as pd
     if not fold.log_before_resume.is_file():
         return
     frames = [pd.read_csv(p) for p in (fold.log_before_resume, fold.log_csv) if p.is_file() and p.stat().st_size]
@@ -169,6 +175,7 @@ def join_log(fold: FoldDir) -> None:
 
 def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_names: list[str]) -> None:
     """``predictions.csv``: the test clips' columns, the predicted class, its confidence and every probability."""
+    import pandas as pd
     pred = probs.argmax(axis=1)
     frame = test[["path", "clip_id", "fold", "target", "label"]].copy()
     frame["pred"] = pred
@@ -214,6 +221,7 @@ class Run:
     @cached_property
     def pooled(self) -> pd.DataFrame:
         """Every fold's predictions in one frame (test clips of all folds run)."""
+        import pandas as pd
         return pd.concat([self.predictions[k] for k in self.folds], ignore_index=True)
 
     @cached_property
@@ -222,6 +230,7 @@ class Run:
 
         Computed from the pooled predictions only for a folder without ``confusion_matrix.csv``.
         """
+        import pandas as pd
         path = RunDir(self.path).confusion_csv
         if path.is_file():
             frame = pd.read_csv(path, index_col=0)
@@ -242,6 +251,7 @@ class Run:
 
     def training_log(self, fold: int) -> pd.DataFrame | None:
         """Per-epoch means of Lightning's ``fold_K/logs/metrics.csv``, or ``None`` without a log."""
+        import pandas as pd
         path = RunDir(self.path).fold(fold).log_csv
         if not path.is_file():
             return None
@@ -256,6 +266,7 @@ def load_run(path: str | Path) -> Run:
         FileNotFoundError: ``path`` is not a finished run (no ``summary.json``) or a fold's
             ``predictions.csv`` is missing.
     """
+    import pandas as pd
     path = Path(path)
     layout = RunDir(path)
     summary_file = layout.summary

@@ -50,7 +50,7 @@ def test_predict_loads_only_the_model_family_it_runs(tone_dataset, tmp_path):
 
     tiny_bundle = write_tiny_bundle(tmp_path / "model.ckpt")
     clip = next((tone_dataset.parent / "audio").glob("*.wav"))
-    heavy = ("lightning", "transformers", "timm", "torchvision", "sklearn", "matplotlib", "librosa")
+    heavy = ("lightning", "transformers", "timm", "torchvision", "sklearn", "matplotlib", "librosa", "pandas")
     done = run_cli(["predict", "--checkpoint", str(tiny_bundle), str(clip)], heavy)
     assert done.returncode == 0, done.stderr
     assert "loaded []" in done.stdout
