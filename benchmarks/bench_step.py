@@ -14,23 +14,26 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from esclab.config import TrainConfig
 from esclab.models import create_model
+from esclab.train.optimizer import build_optimizer, penalty_in_loss
 
 
 def make_step(model_name: str, channels_last: bool, bf16: bool, batch: int, shape: tuple[int, ...], kwargs: dict,
               compile_model: bool = False) -> Callable[[], None]:
-    """One Adam training step (forward, loss with the model's penalty, backward, update) on random log-mels."""
+    """One training step as esclab runs it (forward, loss, backward, Adam update) on random log-mels."""
     torch.manual_seed(0)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = create_model(model_name, num_classes=50, input_size=shape, **kwargs).train().to(memory_format=memory_format)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    opt = build_optimizer(model, TrainConfig(lr=1e-3))  # esclab's: fused Adam, the L2 penalty as weight decay
+    penalty = penalty_in_loss(model, "adam")
     forward = torch.compile(model) if compile_model else model
     x = torch.randn(batch, 1, *shape).contiguous(memory_format=memory_format)
     y = torch.randint(0, 50, (batch,))
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(forward(x).float(), y) + model.regularization_loss()
+            loss = F.cross_entropy(forward(x).float(), y) + (model.regularization_loss() if penalty else 0.0)
         opt.zero_grad()
         loss.backward()
         opt.step()

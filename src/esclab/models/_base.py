@@ -20,8 +20,9 @@ class EscModel(nn.Module):
     * ``attention_maps(x)`` returns ``(batch, n_mels', frames')`` weights for models
       with an attention layer, ``None`` otherwise.
     * ``gradcam_layer()`` returns the last convolutional module (for Grad-CAM) or ``None``.
-    * ``regularization_loss()`` returns the model's explicit penalty (L2 on dense
-      layers for the paper CNN); added to the training loss.
+    * ``l2_penalty()`` returns ``(c, weights)`` for an explicit Keras-style penalty ``c * sum(w**2)``
+      (the paper CNN's dense layers); training applies it as weight decay ``2c`` on those weights
+      (Adam, SGD: the same update) or adds ``regularization_loss()`` to the loss (AdamW).
     * ``parameter_groups(lr)`` returns optimiser groups (per-group learning rates
       for fine-tuning); the default is one group.
     * ``check_pretrained(state_dict, source)`` (optional) raises ``ValueError`` for a checkpoint
@@ -50,8 +51,14 @@ class EscModel(nn.Module):
     def gradcam_layer(self) -> nn.Module | None:
         return None
 
+    def l2_penalty(self) -> tuple[float, list[nn.Parameter]]:
+        return 0.0, []
+
     def regularization_loss(self) -> torch.Tensor:
-        return torch.zeros((), device=next(self.parameters()).device)
+        """``c * sum(w**2)`` over :meth:`l2_penalty`'s weights (zero without a penalty)."""
+        coefficient, weights = self.l2_penalty()
+        total = torch.zeros((), device=next(self.parameters()).device)
+        return total + coefficient * sum((w.float() ** 2).sum() for w in weights) if weights else total
 
     def parameter_groups(self, lr: float) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

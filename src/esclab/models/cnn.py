@@ -100,9 +100,9 @@ class PaperCNN(EscModel):
     def gradcam_layer(self) -> nn.Module:
         return self.blocks[-1][2]  # ReLU of the last block, before pooling
 
-    def regularization_loss(self) -> torch.Tensor:
-        weights = [m.weight for m in self.dense] + [self.classifier.weight]
-        return self.l2 * sum((w.float() ** 2).sum() for w in weights)
+    def l2_penalty(self) -> tuple[float, list[nn.Parameter]]:
+        """Keras ``kernel_regularizer=l2(l2)`` on the dense layers' and the classifier's weights (not biases)."""
+        return self.l2, [m.weight for m in self.dense] + [self.classifier.weight]
 
 
 @register_model

@@ -18,6 +18,7 @@ from esclab.config import AugmentConfig, TrainConfig
 from esclab.evaluate.tta import tta_probabilities
 from esclab.features.frontend import Standardize
 from esclab.models import create_model
+from esclab.train.optimizer import build_optimizer, penalty_in_loss
 
 
 class ClassifierModule(L.LightningModule):
@@ -50,6 +51,7 @@ class ClassifierModule(L.LightningModule):
         self.spec_augment = build_spec_augment(self.augment_cfg)
         self.mixup = build_mixup(self.augment_cfg)
         self.num_classes = num_classes
+        self.l2_in_loss = penalty_in_loss(self.model, self.train_cfg.optimizer)
         # Accuracy over the epoch, accumulated (and synchronised across devices) by torchmetrics.
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -71,7 +73,7 @@ class ClassifierModule(L.LightningModule):
             spec, soft = self.mixup(spec, soft)
         logits = self.model(self._layout(spec))
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
-        reg = self.model.regularization_loss()
+        reg = self.model.regularization_loss() if self.l2_in_loss else 0.0  # else it is weight decay
         self.train_acc(logits.argmax(dim=1), target)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target),
                  sync_dist=True)
@@ -92,13 +94,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         t = self.train_cfg
-        groups = self.model.parameter_groups(t.lr)
-        if t.optimizer == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
-        elif t.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+        optimizer = build_optimizer(self.model, t)
         scheduler = build_scheduler(optimizer, t, self.trainer.estimated_stepping_batches, self.trainer.max_epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
 
