@@ -165,17 +165,20 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
          "file failed", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor, collect_audio_files, predict_paths
-    from esclab.inference.progress import Throughput
     from esclab.inference.results import format_results
+    from esclab.progress import Progress
 
     predictor = Predictor.from_checkpoint(args.checkpoint)
     files = collect_audio_files(args.paths)
-    progress = Throughput(len(files), unit="file" if args.long else "clip")
-    results = predict_paths(predictor, files, args.top_k, args.long, args.window, args.hop, args.plot,
-                            args.workers, progress.update)
-    progress.close()
+    unit = "file" if args.long else "clip"
+    with Progress(len(files), "predict", every_s=5.0, unit=unit) as progress:  # stderr: stdout stays data
+        results = predict_paths(predictor, files, args.top_k, args.long, args.window, args.hop, args.plot,
+                                args.workers, lambda _result: progress.update())
+    failed = sum(r.error is not None for r in results)
+    print(f"predict: {len(results)} {unit}s ({failed} failed) in {progress.elapsed:.1f} s, "
+          f"{progress.rate:.1f} {unit}s/s", file=sys.stderr, flush=True)
     print(format_results(results, args.format, args.long))
-    return int(any(r.error is not None for r in results))
+    return int(failed > 0)
 
 
 def _tag_args(p: argparse.ArgumentParser) -> None:

@@ -65,10 +65,11 @@ class Progress:
         enabled: ``False`` shows nothing.
         every_frac: log a line each time this fraction of ``total`` more is done.
         every_s: ... or when this many seconds passed since the last line.
+        unit: what one item is, for the bar's rate (``clip/s``).
     """
 
     def __init__(self, total: int | None, desc: str, enabled: bool = True, every_frac: float = 0.1,
-                 every_s: float = 30.0):
+                 every_s: float = 30.0, unit: str = "it"):
         self.total, self.desc, self.done = total, desc, 0
         self.every_s = every_s
         self.step = max(1, int(total * every_frac)) if total else None
@@ -79,7 +80,18 @@ class Progress:
         if enabled and not self._lines:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
+            self._bar = tqdm(total=total, desc=desc, leave=False, file=sys.stderr, unit=unit)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.perf_counter() - self._start
+
+    @property
+    def rate(self) -> float:
+        """Items per second since the start."""
+        elapsed = self.elapsed
+        return self.done / elapsed if elapsed > 0 else 0.0
 
     def update(self, n: int = 1) -> None:
         """Record ``n`` more finished items."""

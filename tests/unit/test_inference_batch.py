@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,7 @@ import soundfile as sf
 from esclab.cli import main
 from esclab.inference import Predictor, collect_audio_files, predict_paths
 from esclab.inference.batch import predict_clips
-from esclab.inference.progress import Throughput
-from esclab.inference.results import Prediction, format_results
+from esclab.inference.results import format_results
 from tests.unit.test_inference import CLASSES, write_clip, write_tiny_bundle
 
 BAD = ("empty.wav", "not_audio.wav", "truncated.flac", "nan.wav", "zero_length.wav")
@@ -83,22 +83,15 @@ def test_batched_parallel_clips_equal_one_file_at_a_time(bundle_path: Path, mixe
         assert [s.probability for s in result.top_k] == pytest.approx([s.probability for s in alone.top_k], abs=1e-5)
 
 
-def test_progress_writes_plain_lines_off_a_terminal_and_a_bar_on_one():
-    lines = io.StringIO()
-    progress = Throughput(3, stream=lines, interval_s=0.0)
-    for result in (Prediction("a"), Prediction("b", error="bad"), Prediction("c")):
-        progress.update(result)
-    final = progress.close()
-    text = lines.getvalue().splitlines()
-    assert [line.split(",")[0] for line in text[:-1]] == ["predict: 1/3 clips", "predict: 2/3 clips"]
-    assert text[-1] == final and final.startswith("predict: 3 clips (1 failed) in ") and final.endswith(" clips/s")
-    assert "\r" not in lines.getvalue()
-    bar = io.StringIO()
-    progress = Throughput(2, unit="file", stream=bar, bar=True)
-    progress.update(Prediction("a"))
-    progress.update(Prediction("b"))
-    progress.close()
-    assert "\r" in bar.getvalue() and "2/2" in bar.getvalue() and "file/s" in bar.getvalue()
+def test_cli_predict_logs_progress_lines_off_a_terminal(bundle_path: Path, mixed_folder: Path, monkeypatch,
+                                                        caplog: pytest.LogCaptureFixture, capsys):
+    import esclab.progress
+
+    monkeypatch.setattr(esclab.progress, "stderr_is_terminal", lambda: False)
+    with caplog.at_level(logging.INFO, logger="esclab"):
+        main(["predict", "--checkpoint", str(bundle_path), str(mixed_folder), "--format", "json"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "esclab.progress"]
+    assert lines and lines[-1].startswith("predict: 8/8 (100 %) · ") and "\r" not in capsys.readouterr().err
 
 
 def test_cli_predict_exit_code_and_formats(bundle_path: Path, mixed_folder: Path, capsys: pytest.CaptureFixture):

@@ -52,6 +52,14 @@ def test_track_draws_a_bar_on_a_terminal_and_logs_nothing(monkeypatch, caplog, c
     assert "bar test" in capsys.readouterr().err
 
 
+def test_bar_shows_the_unit_rate_and_progress_knows_its_rate(monkeypatch, capsys):
+    monkeypatch.setattr(P, "stderr_is_terminal", lambda: True)
+    with P.Progress(2, "predict", unit="clip") as progress:
+        progress.update(2)
+    assert "clip/s" in capsys.readouterr().err
+    assert progress.done == 2 and progress.elapsed > 0 and progress.rate == pytest.approx(2 / progress.elapsed, rel=0.5)
+
+
 def test_disabled_track_says_nothing(monkeypatch, caplog, capsys):
     monkeypatch.setattr(P, "stderr_is_terminal", lambda: False)
     with caplog.at_level(logging.INFO, logger="esclab"):

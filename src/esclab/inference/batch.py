@@ -120,7 +120,7 @@ def predict_paths(predictor: Predictor, paths: Iterable[str | Path], top_k: int 
         hop_s: hop for ``long`` (default: half the window).
         plot_dir: with ``long``, write a timeline PNG per file here (``STEM.png``); unused otherwise.
         workers: decoding threads for one clip per file (see :func:`predict_clips`).
-        progress: called with each result as it is made (e.g. :meth:`Throughput.update`).
+        progress: called with each result as it is made (the CLI counts them with :class:`esclab.progress.Progress`).
 
     Returns:
         One :class:`Prediction` per file, in order; ``error`` set for the files that failed.
