@@ -193,6 +193,9 @@ def main() -> None:
                       "clients": args.clients, "requests": args.requests, "time_cap_s": args.time_cap,
                       "cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                       "scenarios": results}, indent=2))
+    failed = [name for name, r in results.items() if r["answered_200"] < r["sent"]]
+    if failed:  # a server that answers nothing must not pass for a slow one
+        sys.exit(f"not every request was answered in: {', '.join(failed)} (see first_errors above)")
 
 
 if __name__ == "__main__":

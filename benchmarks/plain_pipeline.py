@@ -154,13 +154,16 @@ def create_plain_app(pipeline: PlainPipeline) -> Any:
     def health() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.post("/api/predict")
     def predict(file: UploadFile = File(...)) -> dict[str, Any]:
         probs = pipeline.probabilities(io.BytesIO(file.file.read()))
         top = np.argsort(-probs)[:5]
         return {"file": file.filename, "top_k": [{"label": pipeline.class_names[i], "probability": float(probs[i])}
                                                  for i in top]}
 
+    # This module's annotations are strings (``from __future__``) and UploadFile is a local import that
+    # FastAPI cannot resolve by name: give it the class itself.
+    predict.__annotations__["file"] = UploadFile
+    app.post("/api/predict")(predict)
     return app
 
 
