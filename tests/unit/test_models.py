@@ -159,3 +159,20 @@ def test_size_mismatches_fail_clearly():
         conformer(torch.zeros(1, 1, 64, 96))
     with pytest.raises(ValueError, match="divide"):
         create_model("conformer", NUM_CLASSES, d_model=10, num_heads=4)
+
+
+def test_pooling_before_the_relu_gives_the_same_outputs_and_gradients():
+    from esclab.models.cnn import conv_block
+
+    torch.manual_seed(0)
+    relu_first, pool_first = conv_block(3, 8), conv_block(3, 8, pool_first=True)
+    pool_first.load_state_dict(relu_first.state_dict())
+    assert [type(m).__name__ for m in pool_first] == ["Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"]
+    x = torch.randn(4, 3, 16, 20)
+    outs = []
+    for block in (relu_first, pool_first):
+        out = block(x)
+        out.square().sum().backward()
+        outs.append((out.detach(), block[0].weight.grad.clone(), block[1].weight.grad.clone()))
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

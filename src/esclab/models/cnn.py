@@ -14,14 +14,16 @@ from esclab.models._base import EscModel
 from esclab.models._registry import register_model
 
 
-def conv_block(in_ch: int, out_ch: int) -> nn.Sequential:
-    """Conv3x3 stride 1 -> BatchNorm -> ReLU -> MaxPool 2x2."""
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+def conv_block(in_ch: int, out_ch: int, pool_first: bool = False) -> nn.Sequential:
+    """Conv3x3 stride 1 -> BatchNorm -> ReLU -> MaxPool 2x2.
+
+    With ``pool_first`` the max-pool runs before the ReLU: the same function (a max commutes with any
+    non-decreasing map), with the ReLU and its backward pass on a quarter of the values. The weights keep
+    their places (conv at 0, BatchNorm at 1) either way.
+    """
+    act, pool = nn.ReLU(inplace=True), nn.MaxPool2d(2)
+    conv = nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_ch), *((pool, act) if pool_first else (act, pool)))
 
 
 class PaperCNN(EscModel):
@@ -60,7 +62,11 @@ class PaperCNN(EscModel):
         self.l2 = l2
         self.pooling = pooling
         widths = (1, *channels)
-        self.blocks = nn.Sequential(*[conv_block(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
+        # All but the last block pool before the ReLU (cheaper, same outputs); the last keeps its full-resolution
+        # ReLU map, which Grad-CAM reads.
+        last = len(channels) - 1
+        self.blocks = nn.Sequential(*[conv_block(a, b, pool_first=i < last)
+                                      for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True))])
         if pooling == "flatten":
             m, t = input_size
             if t is None:
