@@ -184,14 +184,7 @@ class FeatureCache:
         if not rates:
             return
         merged = {**self._read_rates(), **rates}
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(merged, fh, sort_keys=True)
-            os.replace(tmp, self.folder / RATES_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomically(self.folder / RATES_FILE, json.dumps(merged, sort_keys=True).encode())
 
     def _compute_many(self, items: list[Job], workers: int | None) -> Iterator[tuple[int, Result]]:
         """Compute and write each job's entry: ``(index into items, log-mel and rate, or why it failed)``, in any order."""
@@ -216,18 +209,25 @@ class FeatureCache:
             manifest.write_text(json.dumps({"audio": asdict(self.audio), "features": feats}, indent=2))
 
 
-def write_entry(entry: str | Path, arr: np.ndarray) -> None:
-    """Write ``arr`` as float32 ``.npy`` at ``entry`` atomically (a temporary file, then a rename)."""
-    entry = Path(entry)
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+def _write_atomically(path: Path, data: bytes | np.ndarray) -> None:
+    """Write ``data`` (bytes, or an array as ``.npy``) to a temporary file beside ``path``, then rename it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr.astype(np.float32, copy=False), allow_pickle=False)
-        os.replace(tmp, entry)
+            if isinstance(data, np.ndarray):
+                np.save(fh, data, allow_pickle=False)
+            else:
+                fh.write(data)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_entry(entry: str | Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as a float32 ``.npy`` cache entry, atomically."""
+    _write_atomically(Path(entry), arr.astype(np.float32, copy=False))
 
 
 def _log_mel(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None, path: str,
