@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import torch
 from esclab.audio import pad_or_trim
 from esclab.export import export_bundle
 from esclab.inference import Predictor
+from esclab.provenance import cpu_model
 
 
 def timed(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
@@ -102,7 +102,7 @@ def bench(checkpoint: str, seconds: float, runs: int, warmup: int) -> dict:
         },
         "parity_max_abs_diff": {"logmel_graph": spec_graph.max_abs_diff, "waveform_graph": wave_graph.max_abs_diff},
         "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__},
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
     }
 
 

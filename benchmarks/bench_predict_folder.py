@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import torch
 from plain_pipeline import PlainPipeline
+
+from esclab.provenance import cpu_model
 
 RATE_LINE = re.compile(r"predict: (\d+) clips \((\d+) failed\) in ([\d.]+) s, ([\d.]+) clips/s")
 
@@ -102,7 +103,7 @@ def bench(checkpoint: str, data: Path, clips: int, workers: int | None, repeats:
     return {"date": date.today().isoformat(), "checkpoint": checkpoint, "model": pipeline.model.__class__.__name__,
             "clips": len(files), "clip_seconds": pipeline.audio.duration, "workers": workers or "default",
             "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(), "load_before": load_before,
+            "cpu": cpu_model(), "load_before": load_before,
             "load_after": os.getloadavg(), "runs": runs}
 
 

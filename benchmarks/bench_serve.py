@@ -26,7 +26,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from esclab.provenance import cpu_model
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = ("plain", "pictures", "unbatched", "batched")
@@ -191,7 +192,7 @@ def main() -> None:
             r["ratio_to_plain"] = r["requests_per_s"] / results["plain"]["requests_per_s"]
     print(json.dumps({"date": date.today().isoformat(), "checkpoint": args.checkpoint, "clip": str(args.clip),
                       "clients": args.clients, "requests": args.requests, "time_cap_s": args.time_cap,
-                      "cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+                      "cpus": os.cpu_count(), "cpu": cpu_model(),
                       "scenarios": results}, indent=2))
     failed = [name for name, r in results.items() if r["answered_200"] < r["sent"]]
     if failed:  # a server that answers nothing must not pass for a slow one

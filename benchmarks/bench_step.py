@@ -25,8 +25,9 @@ def make_step(model_name: str, channels_last: bool, bf16: bool, batch: int, shap
     torch.manual_seed(0)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = create_model(model_name, num_classes=50, input_size=shape, **kwargs).train().to(memory_format=memory_format)
-    opt = build_optimizer(model, TrainConfig(lr=1e-3))  # esclab's: fused Adam, the L2 penalty as weight decay
-    penalty = penalty_in_loss(model, "adam")
+    train = TrainConfig(lr=1e-3)
+    opt = build_optimizer(model, train)  # esclab's: fused Adam, the L2 penalty as weight decay
+    penalty = penalty_in_loss(model, train.optimizer)
     forward = torch.compile(model) if compile_model else model
     x = torch.randn(batch, 1, *shape).contiguous(memory_format=memory_format)
     y = torch.randint(0, 50, (batch,))

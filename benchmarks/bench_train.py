@@ -13,17 +13,16 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from bench_features import PLAIN_ENV, load  # benchmarks/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def load() -> str:
-    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
@@ -40,6 +39,13 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench18-train-"))
+    try:
+        measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> None:
     cache = args.cache_dir or str(tmp / "cache")
     overrides = [f"train.max_epochs={args.epochs}", f"features.cache_dir={cache}", *args.overrides]
     print(f"esclab cv ({load()})", flush=True)
@@ -51,7 +57,7 @@ def main() -> None:
           f"validation clips: {1000 * esclab:.2f} ms per training clip; accuracy {metrics['accuracy']:.3f} "
           f"after {metrics['epochs']} epochs ({load()})", flush=True)
     run([sys.executable, str(HERE / "plain_pipeline.py"), "features", "--data", args.data, "--out", str(tmp / "plain")],
-        {"OPENBLAS_NUM_THREADS": "1"})  # untimed; see bench_features.py
+        PLAIN_ENV)  # untimed
     out = run([sys.executable, str(HERE / "plain_pipeline.py"), "train", "--data", args.data,
                "--features", str(tmp / "plain")])
     print(out.strip(), f"({load()})")

@@ -31,8 +31,8 @@ TIMES = {"fit_time_s", "epoch_time_s"}
 
 def saved_epoch(checkpoint: Path) -> int | None:
     """The 1-based epoch a ``last.ckpt`` holds, or ``None`` while there is none (or it is being written)."""
-    try:
-        return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]) + 1
+    try:  # memory-mapped: the epoch counter, not the weights and optimiser state, is read every second
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)["epoch"]) + 1
     except Exception:  # absent, or caught half-written
         return None
 

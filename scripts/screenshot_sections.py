@@ -11,17 +11,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from PIL import Image
 from playwright.sync_api import sync_playwright
-
-CHROMIUM = "/usr/bin/chromium"
+from screenshot_serve import CHROMIUM, FLAGS, save_256_colours  # scripts/ is on sys.path when run as a script
 
 
 def shoot(page_path: Path, prefix: Path, sections: list[str], width: int, max_height: int) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                        viewport={"width": width, "height": 1000})
+                                                        args=FLAGS, viewport={"width": width, "height": 1000})
         page = context.new_page()
         page.goto(page_path.resolve().as_uri())
         for name in sections:
@@ -31,7 +29,7 @@ def shoot(page_path: Path, prefix: Path, sections: list[str], width: int, max_he
             png = prefix.with_name(f"{prefix.name}_{name}.png")
             page.screenshot(path=str(png), full_page=True,
                             clip={"x": 0, "y": box["y"], "width": width, "height": min(box["height"], max_height)})
-            Image.open(png).convert("RGB").quantize(256).save(png, optimize=True)
+            save_256_colours(png)
             written.append(png)
         context.close()
     return written

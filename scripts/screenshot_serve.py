@@ -26,6 +26,11 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 
 
+def save_256_colours(png: Path) -> None:
+    """Rewrite a screenshot as a 256-colour PNG (a few hundred kB instead of megabytes)."""
+    Image.open(png).convert("RGB").quantize(256).save(png, optimize=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +70,7 @@ def screenshot(run: Path, clip: Path, png: Path, width: int = 1100) -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
-    Image.open(png).convert("RGB").quantize(256).save(png, optimize=True)
+    save_256_colours(png)
 
 
 def main() -> int:

@@ -67,10 +67,8 @@ def load_experiment(args: argparse.Namespace):
 @command("cv", "cross-validate an experiment on the dataset's folds", _cv_args)
 def cmd_cv(args: argparse.Namespace) -> int:
     from esclab.train.cv import default_run_dir, is_main_process, run_cv
-    from esclab.train.loggers import check_logger
 
     cfg = load_experiment(args)
-    check_logger(cfg.train.logger)  # a missing MLflow stops here, not after the data is prepared
     out = Path(args.out) if args.out else default_run_dir(cfg)
     if is_main_process():  # DDP ranks > 0 run this command too; rank 0 speaks
         print(f"{cfg.name}: model {cfg.model.name} ({cfg.train.mode}) on {cfg.data.dataset} data, folds "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -55,7 +54,6 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
     if check_folds and missing:
         raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
                           f"choose with --folds")
-    table = table.without({path: "no such file" for path in table.clips["path"] if not os.path.isfile(path)})
     official = cfg.data.dataset in ("esc50", "esc10")
     expected = NUM_CLIPS_ESC10 if cfg.data.dataset == "esc10" else NUM_CLIPS
     if official:  # before any work: a copy missing files is not ESC-50

@@ -81,6 +81,7 @@ class FeatureCache:
         self.wave_transform = wave_transform
         self.frontend = build_frontend(audio, features)
         self.computed = 0  # spectrograms computed (not read) by this instance
+        self.rates: dict[str, int] = {}  # path -> stored rate, of the clips :meth:`load` knows it for
         self._shape: tuple[int, ...] | None = None
 
     def entry(self, path: str | Path, clip_id: str) -> Path:
@@ -131,7 +132,7 @@ class FeatureCache:
         pairs = [(str(p), c) for p, c in zip(paths, clip_ids, strict=True)]
         specs: list[np.ndarray | None] = [None] * len(pairs)
         bad: dict[str, str] = {}
-        rates: dict[str, int] = {}
+        recorded, learnt = self._read_rates(), {}
         with Progress(len(pairs), desc, progress) as bar:
             misses = []
             for i, (path, clip_id) in enumerate(pairs):
@@ -141,6 +142,8 @@ class FeatureCache:
                     misses.append((i, entry))
                 else:
                     self._shape = specs[i].shape
+                    if entry.name in recorded:
+                        self.rates[path] = int(recorded[entry.name])
                     bar.update()
             jobs = [(*pairs[i], str(entry)) for i, entry in misses]
             for i, result in self._compute_many(jobs, workers):
@@ -151,25 +154,29 @@ class FeatureCache:
                     bad[path] = result.removeprefix(f"{path}: ")
                 else:
                     self.computed += 1
-                    specs[index], rates[entry.name] = result
+                    specs[index], learnt[entry.name] = result
+                    self.rates[pairs[index][0]] = result[1]
                 bar.update()
-        self._record_rates(rates)
+        if learnt:  # merged with what was read above; a concurrent writer can only cost header reads
+            _write_atomically(self.folder / RATES_FILE, json.dumps({**recorded, **learnt}, sort_keys=True).encode())
         out = [s for s in specs if s is not None]
         shape = (0, self.features.n_mels, self.features.frames or 0)
         return (np.stack(out) if out else np.zeros(shape, np.float32)), bad
 
     def native_rates(self, paths: Sequence[str], clip_ids: Sequence[str]) -> dict[str, int]:
-        """The rate each file is stored at (path -> Hz): from ``rates.json`` where :meth:`load` decoded it,
-        else from the file's header.
+        """The rate each file is stored at (path -> Hz): as :meth:`load` learnt it (decoded, or recorded in
+        ``rates.json``), else from ``rates.json``, else from the file's header.
 
         Raises:
             AudioDecodeError: a file whose rate is not recorded and whose header cannot be read.
         """
-        known = self._read_rates()
-        out = {}
-        for path, clip_id in zip(paths, clip_ids, strict=True):
-            rate = known.get(self.entry(path, clip_id).name)
-            out[str(path)] = int(rate) if rate else native_rate(path)
+        out, recorded = {}, None
+        for path, clip_id in zip(map(str, paths), clip_ids, strict=True):
+            if path not in self.rates:
+                recorded = self._read_rates() if recorded is None else recorded
+                rate = recorded.get(self.entry(path, clip_id).name)
+                self.rates[path] = int(rate) if rate else native_rate(path)
+            out[path] = self.rates[path]
         return out
 
     def _read_rates(self) -> dict[str, int]:
@@ -178,13 +185,6 @@ class FeatureCache:
         except (OSError, ValueError):  # absent (a cache from before rates.json) or damaged: headers instead
             return {}
         return rates if isinstance(rates, dict) else {}
-
-    def _record_rates(self, rates: dict[str, int]) -> None:
-        """Merge ``rates`` into ``rates.json`` (atomically; a concurrent writer can only cost header reads)."""
-        if not rates:
-            return
-        merged = {**self._read_rates(), **rates}
-        _write_atomically(self.folder / RATES_FILE, json.dumps(merged, sort_keys=True).encode())
 
     def _compute_many(self, items: list[Job], workers: int | None) -> Iterator[tuple[int, Result]]:
         """Compute and write each job's entry: ``(index into items, log-mel and rate, or why it failed)``, in any order."""

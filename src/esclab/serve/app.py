@@ -102,7 +102,7 @@ def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 
     limits = Limits(max_mb=max_mb, max_seconds=max_seconds)
     page = (files("esclab") / "static" / "index.html").read_text(encoding="utf-8")
     batcher = clip_batcher(predictor, max_batch, max_wait_ms / 1000)
-    explainer = replace(predictor.bundle, model=copy.deepcopy(predictor.bundle.model))
+    explainers: list[Bundle] = []  # the copy Grad-CAM runs on, made by the first request that wants pictures
     picture_lock = threading.Lock()  # Grad-CAM hooks the explainer's model, and one figure at a time
 
     @asynccontextmanager
@@ -149,7 +149,9 @@ def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 
         body = result.to_dict()
         if pictures:
             with picture_lock:
-                body |= draw_pictures(predictor, explainer, wave, result)
+                if not explainers:
+                    explainers.append(replace(predictor.bundle, model=copy.deepcopy(predictor.bundle.model)))
+                body |= draw_pictures(predictor, explainers[0], wave, result)
         return body
 
     return app

@@ -24,11 +24,11 @@ class EpochTimer(L.Callback):
 
     def __init__(self) -> None:
         self.times: list[float] = []
-        self._start = 0.0
+        self.epoch_start = 0.0
         self._batches = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
+        self.epoch_start = time.perf_counter()
         self._batches = 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
@@ -36,7 +36,7 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._batches >= trainer.num_training_batches:
-            self.times.append(time.perf_counter() - self._start)
+            self.times.append(time.perf_counter() - self.epoch_start)
 
     def state_dict(self) -> dict[str, Any]:
         return {"times": list(self.times)}
@@ -128,27 +128,25 @@ class EpochProgress(L.Callback):
     """Logs :func:`epoch_line` after every epoch (validation included), for runs without Lightning's bar.
 
     Args:
+        timer: the fold's :class:`EpochTimer`, placed before this callback (its epoch times, resumed ones
+            included, give the ETA).
         fold: :func:`fold_label`.
         folds_after: folds still to train after this one (for the run's ETA).
     """
 
-    def __init__(self, fold: str, folds_after: int) -> None:
-        self.fold, self.folds_after = fold, folds_after
-        self._fit_start = self._epoch_start = 0.0
-        self._times: list[float] = []
+    def __init__(self, timer: EpochTimer, fold: str, folds_after: int) -> None:
+        self.timer, self.fold, self.folds_after = timer, fold, folds_after
+        self._fit_start = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_start = time.perf_counter()
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        now = time.perf_counter()
-        self._times.append(now - self._epoch_start)
         if not trainer.is_global_zero:
             return
-        recent = self._times[-3:]  # the first epoch carries warm-up; later ones say more about the rest
+        now = time.perf_counter()
+        # the first epoch carries warm-up; later ones say more about the rest (an epoch cut short is not timed)
+        recent = self.timer.times[-3:] or [now - self.timer.epoch_start]
         log.info(epoch_line(self.fold, (trainer.current_epoch + 1, trainer.max_epochs),
                             dict(trainer.callback_metrics), now - self._fit_start, sum(recent) / len(recent),
                             self.folds_after))

@@ -43,7 +43,7 @@ from esclab.runs import (
     write_split,
 )
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
-from esclab.train.loggers import build_loggers
+from esclab.train.loggers import build_loggers, check_logger
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.precision import resolve_precision
 from esclab.train.probe import load_embeddings, probe_fold
@@ -97,6 +97,7 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
         >>> sorted(result.fold_metrics), result.fold_metrics[1]["checkpoint_rule"], result.summary["n_clips"]
         ([1, 2], 'last epoch', 8)
     """
+    check_logger(cfg.train.logger)  # a missing MLflow stops here, before a run folder or any data
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     run = RunDir(out)
     _claim_run_dir(out, cfg)
@@ -116,17 +117,21 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
     for skipped in data.table.skipped:
         log.warning("skipped %s (fold %d): %s", skipped.path, skipped.fold, skipped.reason)
     results = {}
-    for fold in cfg.data.folds:
+    folds = list(cfg.data.folds)
+    for position, fold in enumerate(folds, 1):
         fold_dir = run.fold(fold)
         if fold_dir.is_done():
             log.info("fold %d already done: %s", fold, fold_dir.metrics)
             results[fold] = json.loads(fold_dir.metrics.read_text())
             continue
+        label = fold_label(fold, position, len(folds))
+        folds_after = sum(not run.fold(k).is_done() for k in folds[position:])
         fold_start = time.perf_counter()
-        results[fold] = train_fold(cfg, data, fold, fold_dir.path, progress=progress)
+        results[fold] = train_fold(cfg, data, fold, fold_dir.path, progress=progress, label=label,
+                                   folds_after=folds_after)
         if is_main_process():
             provenance.fold_finished(fold)
-            _log_fold_done(cfg, fold, results[fold], time.perf_counter() - fold_start)
+            _log_fold_done(label, results[fold], time.perf_counter() - fold_start)
     if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
         return CVResult(out, results)
     summary = summarize(run, cfg, data.table, results, time.perf_counter() - start)
@@ -134,9 +139,8 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
     return CVResult(out, results, summary)
 
 
-def _log_fold_done(cfg: ExperimentConfig, fold: int, metrics: dict[str, Any], seconds: float) -> None:
+def _log_fold_done(label: str, metrics: dict[str, Any], seconds: float) -> None:
     """``fold 2/5 done: accuracy 93.0 %, macro-F1 92.4 %, 3m12s``."""
-    label = fold_label(fold, list(cfg.data.folds).index(fold) + 1, len(cfg.data.folds))
     log.info("%s done: accuracy %.1f %%, macro-F1 %.1f %%, %s", label, 100 * metrics["accuracy"],
              100 * metrics["macro_f1"], format_duration(seconds))
 
@@ -174,14 +178,12 @@ def build_profiler(name: str | None, fold_dir: Path) -> Profiler | None:
 
 
 def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L.Callback], has_val: bool,
-                  progress_bar: bool | None = None) -> L.Trainer:
+                  progress_bar: bool) -> L.Trainer:
     """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``.
 
-    Lightning's bar shows when ``progress_bar`` (default: ``train.progress_bar`` and stderr is a terminal).
+    Lightning's bar shows when ``progress_bar``.
     """
     t = cfg.train
-    if progress_bar is None:
-        progress_bar = t.progress_bar and stderr_is_terminal()
     mode = "max" if t.monitor.endswith("acc") else "min"
     # The tested checkpoint is fixed in advance: the best validation epoch, or the last epoch without a
     # validation split (no early stopping then: nothing but a held-out split may stop a recipe early).
@@ -206,9 +208,11 @@ def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L
     )
 
 
-def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path,
-               progress: bool = True) -> dict[str, Any]:
+def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path, progress: bool = True,
+               label: str = "", folds_after: int = 0) -> dict[str, Any]:
     """Train on every fold but ``fold``, test on ``fold``; write metrics, predictions and the bundle.
+
+    ``label`` (:func:`fold_label`) and ``folds_after`` (folds still to train) go into the per-epoch lines.
 
     A fold resumed from ``last.ckpt`` gives the metrics an uninterrupted one does: the batch order,
     bank variants and global RNGs are functions of (seed, epoch), and the per-epoch log and fit time
@@ -235,7 +239,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
     bar = cfg.train.progress_bar and progress and stderr_is_terminal()
     if not bar:  # one line per epoch instead of the bar (a log file, a batch job, train.progress_bar=false)
-        callbacks.append(EpochProgress(*_fold_position(cfg, fold, fold_dir)))
+        callbacks.append(EpochProgress(timer, label or f"fold {fold}", folds_after))
     trainer = build_trainer(cfg, fold_dir, callbacks, has_val=has_val, progress_bar=bar)
     last = files.last_checkpoint
     resume = last.is_file()
@@ -263,14 +267,6 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     if not trainer.is_global_zero:
         return result
     return _finish_fold(cfg, data, fold, fold_dir, dm.test_idx, probs, module.model, module.standardize, result)
-
-
-def _fold_position(cfg: ExperimentConfig, fold: int, fold_dir: Path) -> tuple[str, int]:
-    """The fold's :func:`fold_label` and how many later folds of the run are still to train."""
-    folds = list(cfg.data.folds)
-    position = folds.index(fold) + 1 if fold in folds else len(folds)
-    run = RunDir(fold_dir.parent)
-    return fold_label(fold, position, len(folds)), sum(not run.fold(k).is_done() for k in folds[position:])
 
 
 def _checkpoint(path: str | Path) -> dict[str, Any]:

@@ -16,12 +16,14 @@ from esclab.config import TrainConfig
 from esclab.models import EscModel
 
 FUSED_DEVICES = ("cpu", "cuda")
+DECAY_IS_PENALTY = ("adam", "sgd")  # optimisers whose weight decay is added to the gradient, like an L2 penalty
 
 
 def penalty_in_loss(model: EscModel, optimizer: str) -> bool:
-    """Whether ``model``'s L2 penalty must be added to the loss (it has one, and ``optimizer`` is AdamW)."""
+    """Whether ``model``'s L2 penalty must be added to the loss (it has one, and ``optimizer``'s weight decay
+    is not the same update, i.e. AdamW)."""
     coefficient, weights = model.l2_penalty()
-    return bool(coefficient and weights) and optimizer == "adamw"
+    return bool(coefficient and weights) and optimizer not in DECAY_IS_PENALTY
 
 
 def with_l2_decay(groups: list[dict], weights: list[nn.Parameter], decay: float, base_decay: float) -> list[dict]:
@@ -47,7 +49,7 @@ def build_optimizer(model: EscModel, t: TrainConfig) -> torch.optim.Optimizer:
     """
     groups = model.parameter_groups(t.lr)
     coefficient, weights = model.l2_penalty()
-    if coefficient and weights and t.optimizer in ("adam", "sgd"):
+    if coefficient and weights and t.optimizer in DECAY_IS_PENALTY:
         groups = with_l2_decay(groups, [w for w in weights if w.requires_grad], 2.0 * coefficient, t.weight_decay)
     params = [p for g in groups for p in g["params"]]
     fused = bool(params) and all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in params)
