@@ -70,12 +70,12 @@ def test_filterbank_rejects_bad_edges():
         kaldi_mel_filterbank(16000, 16, 3, 5000.0, 4000.0)
 
 
-def test_preemphasis_exact_values():
+def test_preemphasis_is_a_valid_convolution():
+    # y[n] = x[n + 1] - c x[n]: one sample shorter, no first sample kept (EfficientAT's conv1d with [-c, 1]).
     wave = torch.tensor([[1.0, 2.0, 3.0, 5.0], [0.0, 1.0, 0.0, -1.0]], dtype=torch.float64)
-    expected = torch.tensor([[1.0, 2.0 - 0.97, 3.0 - 1.94, 5.0 - 2.91], [0.0, 1.0, -0.97, -1.0]],
-                            dtype=torch.float64)
+    expected = torch.tensor([[2.0 - 0.97, 3.0 - 1.94, 5.0 - 2.91], [1.0, -0.97, -1.0]], dtype=torch.float64)
     torch.testing.assert_close(preemphasis(wave), expected, rtol=0, atol=1e-12)
-    torch.testing.assert_close(preemphasis(wave, 0.5)[0], torch.tensor([1.0, 1.5, 2.0, 3.5], dtype=torch.float64))
+    torch.testing.assert_close(preemphasis(wave, 0.5)[0], torch.tensor([1.5, 2.0, 3.5], dtype=torch.float64))
 
 
 def test_silence_maps_to_the_scaled_log_offset_everywhere():
@@ -88,14 +88,14 @@ def test_silence_maps_to_the_scaled_log_offset_everywhere():
     torch.testing.assert_close(direct, torch.full_like(direct, floor), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("samples", [160000, 16000, 16319])
-def test_frames_are_one_plus_samples_over_hop(samples):
+@pytest.mark.parametrize("samples", [160000, 16000, 16320, 16321])
+def test_frames_are_one_plus_preemphasised_samples_over_hop(samples):
     spec = KaldiLogMel()(torch.randn(samples) * 0.1)
-    assert spec.shape == (1, 1, 128, 1 + samples // 320)
+    assert spec.shape == (1, 1, 128, 1 + (samples - 1) // 320)
 
 
-def test_five_seconds_at_32k_is_128_by_501():
-    assert KaldiLogMel(frames=501)(torch.zeros(160000)).shape == (1, 1, 128, 501)
+def test_five_seconds_at_32k_is_128_by_500():
+    assert KaldiLogMel()(torch.zeros(160000)).shape == (1, 1, 128, 500)
 
 
 def test_window_is_symmetric_hann_of_800():
@@ -117,8 +117,8 @@ def test_batched_equals_stacked_singles():
 def test_build_frontend_dispatches_on_kind():
     audio = AudioConfig(sample_rate=32000)
     kaldi = build_frontend(audio, FeatureConfig(kind="kaldi_logmel", n_fft=1024, win_length=800, hop_length=320,
-                                                fmax=15000.0, frames=501))
-    assert isinstance(kaldi, KaldiLogMel) and kaldi.frames == 501 and kaldi.filterbank.shape == (128, 513)
+                                                fmax=15000.0, frames=500))
+    assert isinstance(kaldi, KaldiLogMel) and kaldi.frames == 500 and kaldi.filterbank.shape == (128, 513)
     assert isinstance(build_frontend(audio, FeatureConfig(kind="logmel")), LogMel)
 
 
@@ -126,7 +126,7 @@ def test_efficientat_feature_config_builds_the_kaldi_front_end():
     cfg = load_config("configs/experiment/mn04_probe.yaml")
     frontend = build_frontend(cfg.audio, cfg.features)
     assert isinstance(frontend, KaldiLogMel)
-    assert frontend(torch.zeros(cfg.audio.num_samples)).shape == (1, 1, 128, 501)
+    assert frontend(torch.zeros(cfg.audio.num_samples)).shape == (1, 1, 128, 500)
 
 
 def test_unknown_kind_fails_in_config_validation():

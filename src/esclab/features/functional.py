@@ -171,8 +171,9 @@ def kaldi_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float 
 
 
 def preemphasis(wave: torch.Tensor, coefficient: float = 0.97) -> torch.Tensor:
-    """``y[n] = x[n] - c x[n-1]`` along the last axis, ``y[0] = x[0]``; same shape as ``wave``."""
-    return torch.cat([wave[..., :1], wave[..., 1:] - coefficient * wave[..., :-1]], dim=-1)
+    """``y[n] = x[n + 1] - c x[n]`` along the last axis: a *valid* convolution with ``[-c, 1]``, one sample
+    shorter than ``wave`` (EfficientAT's ``conv1d`` pre-emphasis; no first sample is kept)."""
+    return wave[..., 1:] - coefficient * wave[..., :-1]
 
 
 def kaldi_log_mel(wave: torch.Tensor, window: torch.Tensor, filterbank: torch.Tensor, n_fft: int,
@@ -181,8 +182,9 @@ def kaldi_log_mel(wave: torch.Tensor, window: torch.Tensor, filterbank: torch.Te
                   blocks: Blocks | None = None) -> torch.Tensor:
     """EfficientAT's front end: ``(batch, samples)`` -> ``(batch, 1, n_mels, frames)``.
 
-    Pre-emphasis, centred STFT with reflect padding, power, mel filterbank,
-    ``ln(mel + offset)``, then the fixed scaling ``(x + shift) / scale``.
+    Pre-emphasis (a valid convolution: ``samples - 1`` samples), centred STFT with reflect padding, power,
+    mel filterbank, ``ln(mel + offset)``, then the fixed scaling ``(x + shift) / scale``: ``1 + (samples - 1)
+    // hop`` frames (500 for 5 s at 32 kHz, hop 320).
     """
     wave = preemphasis(wave, preemphasis_coefficient)
     power = power_spectrum(wave, window, n_fft, hop_length, pad_mode="reflect")

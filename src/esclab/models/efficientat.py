@@ -69,7 +69,7 @@ class EfficientATMobileNet(EscModel):
         input_size: ``(n_mels, frames)``; unused (global pooling takes any size; the weights expect 128 mels).
     """
 
-    default_input_size = (128, 501)
+    default_input_size = (128, 500)
 
     def __init__(self, num_classes: int, width_mult: float = 0.4, head: str = "mlp", dropout: float = 0.2,
                  freeze: str = "none", base_lr_mult: float = 1.0, head_lr_mult: float = 1.0,
