@@ -139,12 +139,16 @@ class TrainConfig:
     pretrained network, embeds every clip once (cached) and fits a standardised logistic regression
     with inverse regularisation ``probe_c`` per fold, folded into the model's linear head; with a
     ``probe_c_grid``, C is chosen per fold by cross-validation over the training folds only.
+    ``head_init``: ``random`` (the model's own initialisation) or ``probe``: before fitting, the linear
+    head is set to the linear probe of the training split (``probe_c``), so fine-tuning starts from the
+    probe's solution (LP-FT, Kumar et al., ICLR 2022).
     Without a validation split the last epoch is tested; with one, the best validation epoch.
     ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
     reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
 
     mode: str = "fit"
+    head_init: str = "random"
     probe_c: float = 1.0
     probe_c_grid: list[float] = field(default_factory=list)
     batch_size: int = 32
@@ -192,6 +196,7 @@ _CHOICES = {
     "data.dataset": ("esc50", "esc10", "folder"),
     "features.kind": ("logmel", "kaldi_logmel"),
     "train.mode": ("fit", "probe"),
+    "train.head_init": ("random", "probe"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
     "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true", "auto"),
@@ -242,6 +247,13 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(all(c > 0 for c in t.probe_c_grid), "train.probe_c_grid", "must hold values > 0", t.probe_c_grid)
     need(t.mode != "probe" or bool(cfg.model.pretrained), "model.pretrained",
          "is required when train.mode is 'probe' (a probe of a random network measures nothing)", cfg.model.pretrained)
+    need(t.head_init != "probe" or bool(cfg.model.pretrained), "model.pretrained",
+         "is required when train.head_init is 'probe' (a probe of a random network measures nothing)",
+         cfg.model.pretrained)
+    frozen = cfg.model.kwargs.get("frozen_blocks", 0) or 0
+    need(not (frozen and f.standardize), "features.standardize",
+         "must be false with model.kwargs.frozen_blocks (the frozen layers' outputs are cached for all folds; "
+         "per-fold statistics would change them)", f.standardize)
     need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     need(0 < t.plateau_factor < 1, "train.plateau_factor", "must be in (0, 1)", t.plateau_factor)
     need(t.early_stopping_patience >= 1, "train.early_stopping_patience", "must be >= 1",

@@ -136,3 +136,38 @@ def test_finetune_one_epoch_tests_the_last_epoch(offline, tmp_path, precision):
     assert metrics["n_val"] == 0 and metrics["n_train"] == 6 and metrics["n_test"] == 3
     assert metrics["band_rate"] == 22050
     assert load_bundle(tmp_path / "run" / "fold_3" / "model.ckpt").audio.band_rate == 22050
+
+
+def test_finetune_from_cached_frozen_layers_and_the_probe_head(offline, tmp_path, monkeypatch):
+    """The first five layers frozen (their outputs cached for the clean clips and the bank), the head
+    started from the training split's probe (LP-FT); the bundle is the whole network and reproduces the
+    fold's predictions from the audio; a second run reads the frozen outputs from the cache."""
+    from esclab.train import frozen
+
+    extra = ("data.folds=[3]", "train.max_epochs=1", "augment.bank_size=1", "model.kwargs.head=linear",
+             "model.kwargs.frozen_blocks=5", "train.head_init=probe", "augment.spectrogram={}",
+             "augment.spectrogram.time_roll.max_fraction=0.05")
+    cfg = tiny("mn04_finetune", tmp_path, *extra)
+    run_cv(cfg, tmp_path / "run", progress=False)
+    fold_dir = tmp_path / "run" / "fold_3"
+    metrics = json.loads((fold_dir / "metrics.json").read_text())
+    assert metrics["frozen_blocks"] == 5 and metrics["head_init"] == "probe"
+    assert metrics["head_init_train_accuracy"] == 1.0 and metrics["n_train"] == 6
+    cached = sorted((tmp_path / "frozen").glob("*.npy"))
+    assert len(cached) == 2  # the clean clips and the one bank variant
+    assert np.load(cached[0]).shape[1:] == (16, 16, 63)
+    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
+    predictions = pd.read_csv(fold_dir / "predictions.csv")
+    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
+    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
+    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+
+    def no_frozen_pass(*args, **kwargs):
+        raise AssertionError("the second run ran the frozen layers again instead of reading the cache")
+
+    monkeypatch.setattr(frozen, "run_frozen", no_frozen_pass)
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    run_cv(cfg, tmp_path / "run2", progress=False)
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
+    again = json.loads((tmp_path / "run2" / "fold_3" / "metrics.json").read_text())
+    assert again["accuracy"] == metrics["accuracy"]

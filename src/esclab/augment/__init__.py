@@ -19,6 +19,7 @@ from esclab.augment.spectrogram import (
     SpecAugment,
     SpectrogramTransform,
     TimeMasking,
+    TimeRoll,
 )
 from esclab.augment.waveform import AddWhiteNoise, Gain, PitchShift, TimeShift, TimeStretch
 
@@ -36,6 +37,7 @@ __all__ = [
     "SpecAugment",
     "SpectrogramTransform",
     "TimeMasking",
+    "TimeRoll",
     "TimeShift",
     "TimeStretch",
     "Transform",

@@ -20,7 +20,7 @@ from typing import Any
 
 from esclab.augment.base import Compose, Transform
 from esclab.augment.mix import Mixup
-from esclab.augment.spectrogram import FrequencyMasking, RandomAffine, SpecAugment, TimeMasking
+from esclab.augment.spectrogram import FrequencyMasking, RandomAffine, SpecAugment, TimeMasking, TimeRoll
 from esclab.augment.waveform import AddWhiteNoise, Gain, PitchShift, TimeShift, TimeStretch
 from esclab.config import AugmentConfig
 
@@ -32,6 +32,7 @@ WAVEFORM_TRANSFORMS: dict[str, type[Transform]] = {
     "white_noise": AddWhiteNoise,
 }
 SPECTROGRAM_TRANSFORMS: dict[str, type[Transform]] = {
+    "time_roll": TimeRoll,
     "affine": RandomAffine,
     "freq_mask": FrequencyMasking,
     "time_mask": TimeMasking,

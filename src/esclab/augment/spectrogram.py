@@ -193,6 +193,45 @@ class FrequencyMasking(AxisMasking):
     dim = 2
 
 
+def roll_time(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Circularly shift each example of ``(batch, ...)`` along the last (time) axis by its own ``shifts[b]``
+    steps (positive: later), as ``torch.roll`` would one example at a time."""
+    frames = x.shape[-1]
+    index = (torch.arange(frames, device=x.device) - shifts.to(x.device).long()[:, None]) % frames
+    index = index.view(x.shape[0], *([1] * (x.ndim - 2)), frames).expand_as(x)
+    return x.gather(-1, index)
+
+
+class TimeRoll(SpectrogramTransform):
+    """Circular time shift by up to ``max_fraction`` of the frames either way, drawn per example.
+
+    The cheap online counterpart of a waveform roll (EfficientAT rolls its waveforms by up to 125 ms):
+    a log-mel rolled by ``k`` frames is the log-mel of the rolled waveform away from the seam. It also
+    applies to the feature maps of frozen leading layers (their last axis is time, at a coarser step).
+
+    Args:
+        max_fraction: largest shift as a share of the time axis, in (0, 1].
+        p: probability of shifting each example.
+
+    Raises:
+        ValueError: ``max_fraction`` outside (0, 1].
+    """
+
+    param_names = ("fraction",)
+
+    def __init__(self, max_fraction: float = 0.025, p: float = 1.0) -> None:
+        super().__init__(p)
+        if not 0.0 < max_fraction <= 1.0:
+            raise ValueError(f"max_fraction must be in (0, 1], got {max_fraction!r}")
+        self.max_fraction = max_fraction
+
+    def randomize_parameters(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        return {"fraction": (2 * uniform((x.shape[0],), generator, x.device) - 1) * self.max_fraction}
+
+    def apply(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        return roll_time(x, torch.round(params["fraction"] * x.shape[-1]))
+
+
 class RandomAffine(SpectrogramTransform):
     """Image-style random rotation, zoom and translation, each drawn uniformly per example.
 

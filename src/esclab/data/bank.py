@@ -23,6 +23,14 @@ def clip_seed(clip_id: str, variant: int, seed: int) -> int:
     return int.from_bytes(hashlib.sha1(f"{clip_id}|{variant}|{seed}".encode()).digest()[:8], "little")
 
 
+def bank_variants(cfg: ExperimentConfig) -> list[str]:
+    """The feature-cache variant name of each of the ``augment.bank_size`` bank variants (empty without a bank)."""
+    augment = build_waveform_augment(cfg.augment, cfg.audio.sample_rate)
+    if augment is None:
+        return []
+    return [f"{augment!r}|k={k}|seed={cfg.train.seed}" for k in range(cfg.augment.bank_size)]
+
+
 def load_bank(cfg: ExperimentConfig, table: ClipTable, progress: bool = True) -> np.ndarray | None:
     """``(K, N, M, T)`` augmented log-mels for the clips of ``table``, or ``None`` without a bank."""
     augment = build_waveform_augment(cfg.augment, cfg.audio.sample_rate)
@@ -34,8 +42,7 @@ def load_bank(cfg: ExperimentConfig, table: ClipTable, progress: bool = True) ->
         def transform(wave: np.ndarray, clip_id: str, k: int = k) -> np.ndarray:
             return augment(wave, np.random.default_rng(clip_seed(clip_id, k, cfg.train.seed))).astype(np.float32)
 
-        cache = FeatureCache(cfg.audio, cfg.features, variant=f"{augment!r}|k={k}|seed={cfg.train.seed}",
-                             wave_transform=transform)
+        cache = FeatureCache(cfg.audio, cfg.features, variant=bank_variants(cfg)[k], wave_transform=transform)
         specs, bad = cache.load(paths, ids, progress=progress, desc=f"augment bank {k + 1}/{cfg.augment.bank_size}")
         if bad:
             raise RuntimeError(f"clips decoded for the clean features failed in the bank: {sorted(bad)[:3]}")

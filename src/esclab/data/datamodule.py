@@ -23,10 +23,10 @@ from esclab.features.frontend import band_statistics
 
 
 class SpectrogramDataset(Dataset):
-    """``(1, M, T)`` spectrogram and class index per clip.
+    """``(1, M, T)`` spectrogram and class index per clip (or a ``(C, H, W)`` map of frozen layers as it is).
 
     Args:
-        specs: ``(N, M, T)`` clean log-mels.
+        specs: ``(N, M, T)`` clean log-mels, or ``(N, C, H, W)`` outputs of a model's frozen layers.
         targets: ``(N,)`` class indices.
         bank: optional ``(K, N, M, T)`` augmented variants (training only): an item ``(i, k)``
             gives clip ``i``'s variant ``k`` (0: the clean clip, 1..K: the bank), a plain ``i`` the clean clip.
@@ -41,7 +41,7 @@ class SpectrogramDataset(Dataset):
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         i, k = item if isinstance(item, tuple) else (item, 0)
         spec = self.bank[k - 1, i] if k > 0 and self.bank is not None else self.specs[i]
-        return spec.unsqueeze(0), self.targets[i]
+        return (spec.unsqueeze(0) if spec.ndim == 2 else spec), self.targets[i]
 
 
 class EpochSampler(Sampler):
@@ -73,7 +73,8 @@ class FoldDataModule(L.LightningDataModule):
     """Train / validation / test loaders for one test fold.
 
     Args:
-        specs: ``(N, M, T)`` log-mels of every clip, in table order.
+        specs: ``(N, M, T)`` log-mels of every clip, in table order (or ``(N, C, H, W)`` outputs of the
+            model's frozen layers, :mod:`esclab.train.frozen`).
         targets: ``(N,)`` class indices.
         folds: ``(N,)`` fold numbers.
         test_fold: the held-out fold.

@@ -25,6 +25,8 @@ class PreparedData:
         data_rate: the lowest rate the clips are stored at; bundles record it as ``audio.band_rate``
             when it is below the model's rate, so prediction sees the band training saw.
         embeddings: ``(N, D)`` frozen-network embeddings, set by a linear-probe run.
+        frozen: ``(N, ...)`` outputs of the model's frozen leading layers, set by a run whose model has
+            them (:mod:`esclab.train.frozen`); ``frozen_bank`` ``(K, N, ...)`` the same for the bank.
     """
 
     table: ClipTable
@@ -32,6 +34,15 @@ class PreparedData:
     bank: np.ndarray | None
     data_rate: int | None = None
     embeddings: np.ndarray | None = None
+    frozen: np.ndarray | None = None
+    frozen_bank: np.ndarray | None = None
+
+    def training_inputs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the trainable part of the model reads, and its bank: the frozen layers' outputs when the
+        model has frozen layers, else the log-mels."""
+        if self.frozen is not None:
+            return self.frozen, self.frozen_bank
+        return self.specs, self.bank
 
     def bundle_audio(self, audio: AudioConfig) -> AudioConfig:
         """``audio`` with ``band_rate`` set to the data's rate when the data hold less band than the model reads."""

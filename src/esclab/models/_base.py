@@ -27,6 +27,11 @@ class EscModel(nn.Module):
       for fine-tuning); the default is one group.
     * ``check_pretrained(state_dict, source)`` (optional) raises ``ValueError`` for a checkpoint
       of another width or family before :func:`~esclab.models.pretrained.load_pretrained` loads it.
+    * ``frozen_blocks`` > 0 (families that support it): the leading layers are frozen and stay in eval
+      mode, so their outputs are a fixed function of the input that training may cache
+      (:mod:`esclab.train.frozen`). ``forward_frozen`` runs them, ``forward_from_frozen`` the rest;
+      ``forward(x) == forward_from_frozen(forward_frozen(x))``. Without frozen blocks the first is the
+      identity and the second is ``forward``.
     """
 
     num_classes: int
@@ -34,6 +39,8 @@ class EscModel(nn.Module):
     #: ``(n_mels, frames)`` the model is built for when ``create_model`` gets no ``input_size``
     #: (the run's feature config gives it otherwise; families that pool globally take any size).
     default_input_size: tuple[int, int] = (128, 215)
+    #: leading layers frozen in eval mode (see the class notes); 0: none.
+    frozen_blocks: int = 0
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -44,6 +51,18 @@ class EscModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, M, T)`` log-mel -> ``(B, num_classes)`` logits."""
         return self.forward_head(self.forward_features(x))
+
+    def forward_frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen leading layers' output (the identity for a model without them)."""
+        return x
+
+    def forward_features_from_frozen(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The embedding from :meth:`forward_frozen`'s output."""
+        return self.forward_features(hidden)
+
+    def forward_from_frozen(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`forward_frozen`'s output."""
+        return self.forward_head(self.forward_features_from_frozen(hidden))
 
     def attention_maps(self, x: torch.Tensor) -> torch.Tensor | None:
         return None

@@ -64,6 +64,10 @@ class EfficientATMobileNet(EscModel):
         head: ``"mlp"`` (EfficientAT's classifier) or ``"linear"`` (one Linear on the embedding).
         dropout: dropout inside the MLP head.
         freeze: ``"none"`` or ``"base"`` (no gradient to the body: train the head only).
+        frozen_blocks: how many leading layers of ``features`` (the stem is layer 0) are frozen and kept in
+            eval mode: the seed's "freeze the first layers, train the last". Their outputs depend on the
+            input alone, so training caches them (:mod:`esclab.train.frozen`); the first five layers hold
+            under 1 % of mn04's weights and most of a training step's time.
         base_lr_mult: learning-rate multiplier for the body (fine-tuning: lower than the head's).
         head_lr_mult: learning-rate multiplier for the head.
         input_size: ``(n_mels, frames)``; unused (global pooling takes any size; the weights expect 128 mels).
@@ -73,7 +77,7 @@ class EfficientATMobileNet(EscModel):
 
     def __init__(self, num_classes: int, width_mult: float = 0.4, head: str = "mlp", dropout: float = 0.2,
                  freeze: str = "none", base_lr_mult: float = 1.0, head_lr_mult: float = 1.0,
-                 input_size: tuple[int, int | None] | None = None):
+                 frozen_blocks: int = 0, input_size: tuple[int, int | None] | None = None):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -103,14 +107,32 @@ class EfficientATMobileNet(EscModel):
                                             nn.Dropout(dropout), nn.Linear(last_channel, num_classes))
         else:
             self.classifier = nn.Sequential(*pool, nn.Linear(self.num_features, num_classes))
+        if not 0 <= frozen_blocks < len(self.features):
+            raise ValueError(f"frozen_blocks must be in [0, {len(self.features) - 1}] (the body has "
+                             f"{len(self.features)} layers), got {frozen_blocks}")
         self.num_classes, self.width_mult, self.head = num_classes, width_mult, head
         self.base_lr_mult, self.head_lr_mult = base_lr_mult, head_lr_mult
+        self.frozen_blocks = frozen_blocks
         if freeze == "base":
             self.features.requires_grad_(False)
+        self.features[:frozen_blocks].requires_grad_(False)
+
+    def train(self, mode: bool = True) -> EfficientATMobileNet:
+        """As ``nn.Module.train``, but the frozen leading layers stay in eval mode (fixed BatchNorm statistics)."""
+        super().train(mode)
+        self.features[:self.frozen_blocks].eval()
+        return self
+
+    def forward_frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, 128, T)`` -> the output of the first ``frozen_blocks`` layers (``x`` itself for none)."""
+        return self.features[:self.frozen_blocks](x)
+
+    def forward_features_from_frozen(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier[:2](self.features[self.frozen_blocks:](hidden))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, 128, T)`` -> ``(B, num_features)`` embedding (mean of the last feature map)."""
-        return self.classifier[:2](self.features(x))
+        return self.forward_features_from_frozen(self.forward_frozen(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier[2:](features)

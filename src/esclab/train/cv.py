@@ -46,7 +46,8 @@ from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEv
 from esclab.train.loggers import build_loggers, check_logger
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.precision import resolve_precision
-from esclab.train.probe import load_embeddings, probe_fold
+from esclab.train.frozen import attach_frozen_outputs, frozen_blocks_of
+from esclab.train.probe import init_head_from_probe, load_embeddings, probe_fold
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
         paths = data.table.clips["path"].tolist()
         data.embeddings = load_embeddings(cfg, data.specs, data.table.clips["clip_id"].tolist(),
                                           [file_id(p) for p in paths], len(data.table.class_names), progress=progress)
+    elif frozen_blocks_of(cfg):  # the frozen layers run once per clip and variant, not once per epoch
+        attach_frozen_outputs(cfg, data, len(data.table.class_names), progress=progress)
     if is_main_process():
         write_skipped(run.skipped, data.table.skipped)
     for skipped in data.table.skipped:
@@ -222,9 +225,10 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         return _probe_fold(cfg, data, fold, fold_dir)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     clips = data.table.clips
-    dm = FoldDataModule(data.specs, clips["target"].to_numpy(), clips["fold"].to_numpy(), fold,
+    inputs, bank = data.training_inputs()
+    dm = FoldDataModule(inputs, clips["target"].to_numpy(), clips["fold"].to_numpy(), fold,
                         batch_size=cfg.train.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
-                        standardize=cfg.features.standardize, bank=data.bank, num_workers=cfg.data.num_workers,
+                        standardize=cfg.features.standardize, bank=bank, num_workers=cfg.data.num_workers,
                         progressive=cfg.train.progressive, groups=clips["group"].to_numpy())
     files = FoldDir(fold_dir)
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +239,11 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
                               train=train, augment=to_dict(cfg)["augment"],
                               norm_mean=mean, norm_std=std, input_size=cfg.features.input_size)
+    head_facts = {}
+    if cfg.train.head_init == "probe":  # LP-FT: start from the training split's linear probe
+        head_facts = init_head_from_probe(module.model, inputs[dm.train_idx], clips["target"].to_numpy()[dm.train_idx],
+                                          cfg.train.probe_c, cfg.train.seed, cfg.model.name,
+                                          from_frozen=module.model.frozen_blocks > 0)
     timer, clock = EpochTimer(), FitClock()
     callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
     bar = cfg.train.progress_bar and progress and stderr_is_terminal()
@@ -263,6 +272,8 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
                                                 set(clips["group"].iloc[dm.train_idx]))),
         "devices": int(trainer.world_size),
         "precision": str(trainer.precision),
+        "frozen_blocks": int(module.model.frozen_blocks),
+        **head_facts,
     }
     if not trainer.is_global_zero:
         return result

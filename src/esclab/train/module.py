@@ -61,17 +61,23 @@ class ClassifierModule(L.LightningModule):
     def _layout(self, spec: torch.Tensor) -> torch.Tensor:
         return spec.contiguous(memory_format=torch.channels_last) if self.train_cfg.channels_last else spec
 
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The model on what the data module serves: log-mels, or its frozen layers' outputs when it has them."""
+        x = self._layout(x)
+        return self.model.forward_from_frozen(x) if self.model.frozen_blocks else self.model(x)
+
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, M, T)`` log-mel (unstandardised, as cached) -> logits ``(B, num_classes)``."""
-        return self.model(self._layout(self.standardize(spec)))
+        """``(B, 1, M, T)`` log-mel (unstandardised, as cached) -> logits ``(B, num_classes)``; for a model with
+        frozen layers, the ``(B, C, H, W)`` output of those layers (as cached) instead of the log-mel."""
+        return self._logits(self.standardize(spec))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         spec, target = batch
-        spec = self.spec_augment(self.standardize(spec))
+        spec = self.spec_augment(self.standardize(spec))  # with frozen layers: on their output maps
         soft = F.one_hot(target, self.num_classes).float()
         if self.mixup is not None:
             spec, soft = self.mixup(spec, soft)
-        logits = self.model(self._layout(spec))
+        logits = self._logits(spec)
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
         reg = self.model.regularization_loss() if self.l2_in_loss else 0.0  # else it is weight decay
         self.train_acc(logits.argmax(dim=1), target)

@@ -74,17 +74,21 @@ def fit_probe(embeddings: np.ndarray, targets: np.ndarray, c: float, seed: int,
     return search.best_estimator_
 
 
-def embed(model: EscModel, specs: np.ndarray, progress: bool = False) -> np.ndarray:
+def embed(model: EscModel, inputs: np.ndarray, progress: bool = False, from_frozen: bool = False) -> np.ndarray:
     """``(N, M, T)`` spectrograms -> ``(N, D)`` embeddings from ``model.forward_features`` (eval, fp32).
 
+    With ``from_frozen``, ``inputs`` are ``(N, ...)`` outputs of the model's frozen layers
+    (:mod:`esclab.train.frozen`) and ``forward_features_from_frozen`` embeds them.
     Runs a copy prepared for inference (:func:`~esclab.models.prepare_for_inference`); ``model`` is unchanged.
     """
     model = prepare_for_inference(copy.deepcopy(model))
     out = []
     with torch.inference_mode():
-        for start in track(range(0, len(specs), EMBED_BATCH), desc="embedding batches", enabled=progress):
-            batch = torch.as_tensor(specs[start:start + EMBED_BATCH], dtype=torch.float32).unsqueeze(1)
-            out.append(model.forward_features(batch).float().numpy())
+        for start in track(range(0, len(inputs), EMBED_BATCH), desc="embedding batches", enabled=progress):
+            batch = torch.as_tensor(inputs[start:start + EMBED_BATCH], dtype=torch.float32)
+            features = model.forward_features_from_frozen(batch) if from_frozen else \
+                model.forward_features(batch.unsqueeze(1))
+            out.append(features.float().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.num_features), np.float32)
 
 
@@ -147,15 +151,37 @@ def probe_fold(cfg: ExperimentConfig, embeddings: np.ndarray, targets: np.ndarra
     fit_time = time.perf_counter() - start
     weight, bias = linear_head_of(pipeline)
     model = probe_model(cfg, num_classes)
-    head = model.classifier[-1] if hasattr(model, "classifier") else None
-    if not isinstance(head, torch.nn.Linear) or tuple(head.weight.shape) != weight.shape:
-        raise ValueError(f"train.mode=probe needs a model whose head is one Linear on the embedding "
-                         f"(model.kwargs.head: linear); {cfg.model.name} has {type(head).__name__}")
+    set_linear_head(model, weight, bias, cfg.model.name)
     with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(weight))
-        head.bias.copy_(torch.from_numpy(bias))
         logits = model.forward_head(torch.from_numpy(embeddings[test_idx]).float())
     probs = torch.softmax(logits, dim=1).numpy()
     facts = {"fit_time_s": round(fit_time, 2), "probe_iterations": int(np.max(pipeline[-1].n_iter_)),
              "probe_c": float(pipeline[-1].C)}
     return model.eval(), probs, facts
+
+
+def set_linear_head(model: EscModel, weight: np.ndarray, bias: np.ndarray, name: str) -> None:
+    """Copy ``weight (C, D)`` and ``bias (C,)`` into the model's head, which must be one Linear of that shape."""
+    head = model.classifier[-1] if hasattr(model, "classifier") else None
+    if not isinstance(head, torch.nn.Linear) or tuple(head.weight.shape) != weight.shape:
+        raise ValueError(f"a probe head needs a model whose head is one Linear on the embedding "
+                         f"(model.kwargs.head: linear); {name} has {type(head).__name__}")
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+
+
+def init_head_from_probe(model: EscModel, inputs: np.ndarray, targets: np.ndarray, c: float, seed: int,
+                         name: str, from_frozen: bool = False) -> dict[str, Any]:
+    """LP-FT's first step: set ``model``'s linear head to the linear probe of ``inputs`` (the training split).
+
+    The standardised logistic regression (``C = c``) on the model's embeddings folds into its head
+    (:func:`linear_head_of`), so the fine-tune starts where the probe ends. Returns facts for the fold's
+    ``metrics.json``: the probe's training accuracy, iterations and time.
+    """
+    start = time.perf_counter()
+    embeddings = embed(model, inputs, from_frozen=from_frozen)
+    pipeline = fit_probe(embeddings, targets, c, seed)
+    set_linear_head(model, *linear_head_of(pipeline), name)
+    return {"head_init": "probe", "head_init_c": c, "head_init_train_accuracy": float(pipeline.score(embeddings, targets)),
+            "head_init_time_s": round(time.perf_counter() - start, 1)}
