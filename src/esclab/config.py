@@ -139,6 +139,9 @@ class TrainConfig:
     pretrained network, embeds every clip once (cached) and fits a standardised logistic regression
     with inverse regularisation ``probe_c`` per fold, folded into the model's linear head; with a
     ``probe_c_grid``, C is chosen per fold by cross-validation over the training folds only.
+    ``probe_grid``: candidate embeddings for the probe, each a mapping of ``model.kwargs`` to change (e.g.
+    ``{taps: [13, 15], pool: meanmax}``); each fold takes the candidate (and C) with the best
+    leave-one-fold-out accuracy over its training folds, the first listed on a tie.
     ``head_init``: ``random`` (the model's own initialisation) or ``probe``: before fitting, the linear
     head is set to the linear probe of the training split (``probe_c``), so fine-tuning starts from the
     probe's solution (LP-FT, Kumar et al., ICLR 2022).
@@ -151,6 +154,7 @@ class TrainConfig:
     head_init: str = "random"
     probe_c: float = 1.0
     probe_c_grid: list[float] = field(default_factory=list)
+    probe_grid: list[dict[str, Any]] = field(default_factory=list)
     batch_size: int = 32
     max_epochs: int = 60
     max_time_min: float | None = None  # wall-clock cap on training per fold (an equal-compute budget)

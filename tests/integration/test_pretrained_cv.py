@@ -99,17 +99,31 @@ def test_probe_bundle_records_the_data_band(probe_run: ProbeRun):
     assert bundle.features.kind == "kaldi_logmel" and bundle.model_kwargs["head"] == "linear"
 
 
+def test_probe_folds_choose_their_embedding_on_their_training_folds(probe_run: ProbeRun):
+    candidates = [{"head": "linear", **change} for change in probe_run.cfg.train.probe_grid]
+    assert len(candidates) == 3
+    for fold in FOLDS:
+        metrics = json.loads((probe_run.out / f"fold_{fold}" / "metrics.json").read_text())
+        scores = metrics["probe_inner_accuracy"]
+        assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+        assert metrics["model_kwargs"] == candidates[int(np.argmax(scores))]  # the first best inner score
+        bundle = load_bundle(probe_run.out / f"fold_{fold}" / "model.ckpt")
+        assert bundle.model_kwargs == metrics["model_kwargs"]
+        assert bundle.model.num_features == {(): 384, (13, 15): 1024, (11, 13, 15): 1120}[bundle.model.taps]
+
+
 def test_second_probe_run_reuses_the_embedding_cache(probe_run: ProbeRun, monkeypatch):
-    (cached,) = (probe_run.tmp / "embeddings").glob("*.npz")
-    mtime = cached.stat().st_mtime_ns
+    cached = sorted((probe_run.tmp / "embeddings").glob("*.npz"))
+    assert len(cached) == 3  # one per candidate embedding
+    mtimes = [p.stat().st_mtime_ns for p in cached]
 
     def no_embedding(*args, **kwargs):
         raise AssertionError("the second run embedded the clips again instead of reading the cache")
 
     monkeypatch.setattr(probe, "embed", no_embedding)
     result = run_cv(probe_run.cfg, probe_run.tmp / "run2", progress=False)
-    assert cached.stat().st_mtime_ns == mtime
-    assert list((probe_run.tmp / "embeddings").glob("*.npz")) == [cached]
+    assert [p.stat().st_mtime_ns for p in cached] == mtimes
+    assert sorted((probe_run.tmp / "embeddings").glob("*.npz")) == cached
     first = json.loads((probe_run.out / "summary.json").read_text())
     assert result.summary["accuracy_mean"] == pytest.approx(first["accuracy_mean"])
 

@@ -79,3 +79,31 @@ def test_frozen_layers_refuse_per_fold_standardisation():
 def test_probe_head_init_needs_pretrained_weights():
     with pytest.raises(ConfigError, match="head_init"):
         load_config(None, ["train.head_init=probe"])
+
+
+def test_taps_widen_the_embedding_with_pooled_earlier_layers():
+    torch.manual_seed(0)
+    plain = create_model("mn04", num_classes=5, head="linear").eval()
+    wide = create_model("mn04", num_classes=5, head="linear", taps=[13, 15], pool="meanmax").eval()
+    wide.load_state_dict({k: v for k, v in plain.state_dict().items() if not k.startswith("classifier")},
+                         strict=False)
+    x = torch.randn(2, 1, 128, 64)
+    with torch.no_grad():
+        embedding = wide.forward_features(x)
+        assert embedding.shape == (2, wide.num_features) == (2, 2 * (64 + 64 + 384))
+        hidden = x
+        for layer in plain.features[:14]:
+            hidden = layer(hidden)
+        torch.testing.assert_close(embedding[:, :64], hidden.mean(dim=(2, 3)))  # layer 13's mean comes first
+        torch.testing.assert_close(embedding[:, 64:128], hidden.amax(dim=(2, 3)))
+        torch.testing.assert_close(embedding[:, 640:], plain.forward_features(x))  # the last layer's mean
+        assert wide(x).shape == (2, 5)
+
+
+def test_taps_need_a_linear_head_and_layers_of_the_body():
+    with pytest.raises(ValueError, match="head='linear'"):
+        create_model("mn04", num_classes=5, taps=[13])
+    with pytest.raises(ValueError, match="taps must be layers"):
+        create_model("mn04", num_classes=5, head="linear", taps=[16])
+    with pytest.raises(ValueError, match="pool must be"):
+        create_model("mn04", num_classes=5, head="linear", pool="max")

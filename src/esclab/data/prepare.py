@@ -24,7 +24,7 @@ class PreparedData:
         bank: ``(K, N, n_mels, frames)`` augmented variants, or ``None``.
         data_rate: the lowest rate the clips are stored at; bundles record it as ``audio.band_rate``
             when it is below the model's rate, so prediction sees the band training saw.
-        embeddings: ``(N, D)`` frozen-network embeddings, set by a linear-probe run.
+        embeddings: ``(N, D)`` frozen-network embeddings, one per candidate embedding, set by a linear-probe run.
         frozen: ``(N, ...)`` outputs of the model's frozen leading layers, set by a run whose model has
             them (:mod:`esclab.train.frozen`); ``frozen_bank`` ``(K, N, ...)`` the same for the bank.
     """
@@ -33,7 +33,7 @@ class PreparedData:
     specs: np.ndarray
     bank: np.ndarray | None
     data_rate: int | None = None
-    embeddings: np.ndarray | None = None
+    embeddings: list[np.ndarray] | None = None
     frozen: np.ndarray | None = None
     frozen_bank: np.ndarray | None = None
 

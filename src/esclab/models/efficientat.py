@@ -14,6 +14,11 @@ feature map (384-d for mn04, 960-d for mn10); ``forward_head`` the classifier:
 * ``head="mlp"`` (default): EfficientAT's own head, Linear -> Hardswish -> Dropout -> Linear. With
   ``num_classes=527`` it is the AudioSet tagger; with another count only the last Linear starts new.
 * ``head="linear"``: one Linear on the embedding (the linear probe's head).
+
+``taps`` and ``pool`` widen the embedding for probes: the pooled outputs of earlier layers are
+concatenated before the last one's (``taps=[13, 15], pool="meanmax"``: mean and max over frequency and
+time of layers 13, 15 and the last, 2 x (64 + 64 + 384) = 1024 values for mn04). The head then reads the
+wider embedding (``head="linear"`` only: EfficientAT's MLP head was trained on the 384-d mean).
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from esclab.models._registry import register_model
 
 AUDIOSET_CLASSES = 527
 HEADS = ("mlp", "linear")
+POOLS = ("mean", "meanmax")
+
+
+def pool_map(x: torch.Tensor, pool: str) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C)`` mean over frequency and time, or ``(B, 2C)`` mean then max."""
+    mean = x.mean(dim=(2, 3))
+    return mean if pool == "mean" else torch.cat([mean, x.amax(dim=(2, 3))], dim=1)
 
 
 class _SqueezeExcitation(nn.Module):
@@ -70,6 +82,9 @@ class EfficientATMobileNet(EscModel):
             under 1 % of mn04's weights and most of a training step's time.
         base_lr_mult: learning-rate multiplier for the body (fine-tuning: lower than the head's).
         head_lr_mult: learning-rate multiplier for the head.
+        taps: earlier layers (indices into ``features``, after the frozen ones) whose pooled outputs join the
+            embedding (see the module notes).
+        pool: ``"mean"`` (EfficientAT's embedding) or ``"meanmax"`` (mean and max) for every pooled layer.
         input_size: ``(n_mels, frames)``; unused (global pooling takes any size; the weights expect 128 mels).
     """
 
@@ -77,7 +92,8 @@ class EfficientATMobileNet(EscModel):
 
     def __init__(self, num_classes: int, width_mult: float = 0.4, head: str = "mlp", dropout: float = 0.2,
                  freeze: str = "none", base_lr_mult: float = 1.0, head_lr_mult: float = 1.0,
-                 frozen_blocks: int = 0, input_size: tuple[int, int | None] | None = None):
+                 frozen_blocks: int = 0, taps: list[int] | tuple[int, ...] = (), pool: str = "mean",
+                 input_size: tuple[int, int | None] | None = None):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -97,16 +113,27 @@ class EfficientATMobileNet(EscModel):
         stem = Conv2dNormActivation(1, blocks[0].input_channels, kernel_size=3, stride=2, norm_layer=norm,
                                     activation_layer=nn.Hardswish)
         body = [InvertedResidual(cfg, norm, se_layer=ChannelSE) for cfg in blocks]
-        self.num_features = 6 * blocks[-1].out_channels
-        last = Conv2dNormActivation(blocks[-1].out_channels, self.num_features, kernel_size=1, norm_layer=norm,
+        last_width = 6 * blocks[-1].out_channels
+        last = Conv2dNormActivation(blocks[-1].out_channels, last_width, kernel_size=1, norm_layer=norm,
                                     activation_layer=nn.Hardswish)
         self.features = nn.Sequential(stem, *body, last)
-        pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+        self.taps = tuple(sorted(int(t) for t in taps))
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        if any(not frozen_blocks <= t < len(self.features) - 1 for t in self.taps):
+            raise ValueError(f"taps must be layers in [frozen_blocks={frozen_blocks}, {len(self.features) - 2}], "
+                             f"got {list(taps)}")
+        if (self.taps or pool != "mean") and head != "linear":
+            raise ValueError("taps and pool='meanmax' widen the embedding: they need head='linear'")
+        self.pool = pool
+        widths = [self.features[t].out_channels for t in self.taps] + [last_width]
+        self.num_features = sum(widths) * (2 if pool == "meanmax" else 1)
+        pooling = [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]  # kept for the checkpoints' key names (classifier.2, .5)
         if head == "mlp":
-            self.classifier = nn.Sequential(*pool, nn.Linear(self.num_features, last_channel), nn.Hardswish(),
+            self.classifier = nn.Sequential(*pooling, nn.Linear(self.num_features, last_channel), nn.Hardswish(),
                                             nn.Dropout(dropout), nn.Linear(last_channel, num_classes))
         else:
-            self.classifier = nn.Sequential(*pool, nn.Linear(self.num_features, num_classes))
+            self.classifier = nn.Sequential(*pooling, nn.Linear(self.num_features, num_classes))
         if not 0 <= frozen_blocks < len(self.features):
             raise ValueError(f"frozen_blocks must be in [0, {len(self.features) - 1}] (the body has "
                              f"{len(self.features)} layers), got {frozen_blocks}")
@@ -128,10 +155,16 @@ class EfficientATMobileNet(EscModel):
         return self.features[:self.frozen_blocks](x)
 
     def forward_features_from_frozen(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier[:2](self.features[self.frozen_blocks:](hidden))
+        pooled = []
+        for index in range(self.frozen_blocks, len(self.features)):
+            hidden = self.features[index](hidden)
+            if index in self.taps:
+                pooled.append(pool_map(hidden, self.pool))
+        return torch.cat([*pooled, pool_map(hidden, self.pool)], dim=1) if pooled else pool_map(hidden, self.pool)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, 128, T)`` -> ``(B, num_features)`` embedding (mean of the last feature map)."""
+        """``(B, 1, 128, T)`` -> ``(B, num_features)`` embedding (mean of the last feature map, or with ``taps`` /
+        ``pool`` the pooled maps of several layers)."""
         return self.forward_features_from_frozen(self.forward_frozen(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -320,13 +320,16 @@ def _probe_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: 
                                      train_idx, test_idx, len(data.table.class_names))
     result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "truncated": False,
               "n_train": int(len(train_idx)), "n_val": 0}
-    return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, None, result)
+    return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, None, result, facts["model_kwargs"])
 
 
 def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path, test_idx: np.ndarray,
                  probs: np.ndarray, model: torch.nn.Module, standardize: torch.nn.Module | None,
-                 facts: dict[str, Any]) -> dict[str, Any]:
-    """Write a tested fold: ``predictions.csv``, the bundle ``model.ckpt`` and ``metrics.json`` (last)."""
+                 facts: dict[str, Any], model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a tested fold: ``predictions.csv``, the bundle ``model.ckpt`` and ``metrics.json`` (last).
+
+    ``model_kwargs``: what the bundle rebuilds the model with, where the fold chose it (a probe's embedding).
+    """
     facts["skipped_test_clips"] = sum(1 for s in data.table.skipped if s.fold == fold)
     test = data.table.clips.iloc[test_idx].reset_index(drop=True)
     audio = data.bundle_audio(cfg.audio)
@@ -342,7 +345,8 @@ def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir:
     files = FoldDir(fold_dir)
     fold_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(files.predictions, test, probs, data.table.class_names)
-    save_bundle(files.bundle, model, cfg.model.name, cfg.model.kwargs, data.table.class_names,
+    save_bundle(files.bundle, model, cfg.model.name, cfg.model.kwargs if model_kwargs is None else model_kwargs,
+                data.table.class_names,
                 audio, cfg.features, standardize, metrics=result)
     write_json(files.metrics, result)
     return result

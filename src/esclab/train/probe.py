@@ -14,6 +14,7 @@ options, the weights' sha256 and the clips (``CACHE/embeddings/<key>.npz``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -113,6 +114,18 @@ def embedding_key(cfg: ExperimentConfig, clip_ids: list[str], file_ids: list[str
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def probe_candidates(cfg: ExperimentConfig) -> list[dict[str, Any]]:
+    """The ``model.kwargs`` of each candidate embedding: the run's own, updated by each ``train.probe_grid`` entry."""
+    return [{**cfg.model.kwargs, **change} for change in cfg.train.probe_grid] or [dict(cfg.model.kwargs)]
+
+
+def with_kwargs(cfg: ExperimentConfig, kwargs: dict[str, Any]) -> ExperimentConfig:
+    """``cfg`` with ``model.kwargs`` replaced (a shallow copy; ``cfg`` is unchanged)."""
+    out = copy.copy(cfg)
+    out.model = dataclasses.replace(cfg.model, kwargs=dict(kwargs))
+    return out
+
+
 def probe_model(cfg: ExperimentConfig, num_classes: int) -> EscModel:
     """The run's network with its pretrained body and a linear head (``model.kwargs.head: linear``)."""
     return create_model(cfg.model.name, num_classes=num_classes, pretrained=cfg.model.pretrained,
@@ -120,8 +133,15 @@ def probe_model(cfg: ExperimentConfig, num_classes: int) -> EscModel:
 
 
 def load_embeddings(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str], file_ids: list[str],
-                    num_classes: int, progress: bool = True) -> np.ndarray:
-    """``(N, D)`` embeddings of the run's clips, from the cache or computed (and cached) once."""
+                    num_classes: int, progress: bool = True) -> list[np.ndarray]:
+    """``(N, D)`` embeddings of the run's clips for each of :func:`probe_candidates`, from the cache or
+    computed (and cached) once."""
+    return [_load_embedding(with_kwargs(cfg, kwargs), specs, clip_ids, file_ids, num_classes, progress)
+            for kwargs in probe_candidates(cfg)]
+
+
+def _load_embedding(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str], file_ids: list[str],
+                    num_classes: int, progress: bool) -> np.ndarray:
     folder = Path(cfg.features.cache_dir).expanduser().parent / "embeddings"
     path = folder / f"{embedding_key(cfg, clip_ids, file_ids)}.npz"
     if path.is_file():
@@ -133,7 +153,8 @@ def load_embeddings(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str
             log.warning("corrupt embedding cache %s (%s): rebuilding it", path, err)
     start = time.perf_counter()
     embeddings = embed(probe_model(cfg, num_classes), specs, progress=progress)
-    log.info("embedded %d clips in %.1f s", len(embeddings), time.perf_counter() - start)
+    log.info("embedded %d clips (%d values each) in %.1f s", len(embeddings), embeddings.shape[1],
+             time.perf_counter() - start)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, embeddings=embeddings, clip_ids=np.asarray(clip_ids))
@@ -141,22 +162,53 @@ def load_embeddings(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str
     return embeddings
 
 
-def probe_fold(cfg: ExperimentConfig, embeddings: np.ndarray, targets: np.ndarray, groups: np.ndarray,
+def choose_probe(embeddings: list[np.ndarray], targets: np.ndarray, groups: np.ndarray, c: float,
+                 c_grid: list[float], seed: int) -> tuple[int, Pipeline, list[float]]:
+    """Pick the candidate embedding (and C) with the best leave-one-group-out accuracy on these training clips.
+
+    With one candidate and no C grid nothing is chosen (no inner folds are fitted). Returns the chosen
+    candidate's index, its pipeline refitted on all the clips, and each candidate's inner accuracy.
+    """
+    if len(embeddings) == 1:
+        return 0, fit_probe(embeddings[0], targets, c, seed, c_grid, groups), []
+    use_groups = len(np.unique(groups)) >= 3
+    fewest = int(np.unique(targets, return_counts=True)[1].min())
+    if not use_groups and fewest < 2:
+        log.warning("too few training clips per class for inner folds: the probe takes the first candidate")
+        return 0, fit_probe(embeddings[0], targets, c, seed, [], groups), []
+    splitter = LeaveOneGroupOut() if use_groups else StratifiedKFold(min(4, fewest), shuffle=True,
+                                                                        random_state=seed)
+    scores = []
+    for values in embeddings:
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+        search = GridSearchCV(pipeline, {"logisticregression__C": list(c_grid) or [c]}, cv=splitter)
+        search.fit(values, targets, groups=groups if use_groups else None)
+        scores.append(float(search.best_score_))
+    best = int(np.argmax(scores))  # the first of equal scores: candidates are listed simplest first
+    return best, fit_probe(embeddings[best], targets, c, seed, c_grid, groups), scores
+
+
+def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.ndarray, groups: np.ndarray,
                train_idx: np.ndarray, test_idx: np.ndarray,
                num_classes: int) -> tuple[EscModel, np.ndarray, dict[str, Any]]:
-    """Fit the head on ``train_idx`` (``groups``: for choosing C); return the model, test probabilities, facts."""
+    """Fit the head on ``train_idx`` (``groups``: the inner folds for choosing the embedding and C); return
+    the model (built with the chosen embedding's ``model.kwargs``), test probabilities and facts."""
     start = time.perf_counter()
-    pipeline = fit_probe(embeddings[train_idx], targets[train_idx], cfg.train.probe_c, cfg.train.seed,
-                         cfg.train.probe_c_grid, groups[train_idx])
+    chosen, pipeline, scores = choose_probe([e[train_idx] for e in embeddings], targets[train_idx],
+                                            groups[train_idx], cfg.train.probe_c, cfg.train.probe_c_grid,
+                                            cfg.train.seed)
     fit_time = time.perf_counter() - start
+    kwargs = probe_candidates(cfg)[chosen]
     weight, bias = linear_head_of(pipeline)
-    model = probe_model(cfg, num_classes)
+    model = probe_model(with_kwargs(cfg, kwargs), num_classes)
     set_linear_head(model, weight, bias, cfg.model.name)
     with torch.no_grad():
-        logits = model.forward_head(torch.from_numpy(embeddings[test_idx]).float())
+        logits = model.forward_head(torch.from_numpy(embeddings[chosen][test_idx]).float())
     probs = torch.softmax(logits, dim=1).numpy()
     facts = {"fit_time_s": round(fit_time, 2), "probe_iterations": int(np.max(pipeline[-1].n_iter_)),
-             "probe_c": float(pipeline[-1].C)}
+             "probe_c": float(pipeline[-1].C), "model_kwargs": kwargs}
+    if scores:
+        facts["probe_inner_accuracy"] = [round(v, 4) for v in scores]
     return model.eval(), probs, facts
 
 
