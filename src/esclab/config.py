@@ -126,8 +126,15 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
+    """Which network: a registered ``name``, its ``kwargs``, and ``pretrained`` weights (a known name such as
+    ``efficientat:mn04_as``, whose front end the run must use, or a file or hub name).
+    ``pretrained_partial``: accept weights that leave part of the body at its initialisation (otherwise
+    such a load stops the run); what was loaded, skipped and left at init is in each fold's ``metrics.json``.
+    """
+
     name: str = "paper_cnn"
     pretrained: str | None = None
+    pretrained_partial: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -251,6 +258,11 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(all(c > 0 for c in t.probe_c_grid), "train.probe_c_grid", "must hold values > 0", t.probe_c_grid)
     need(t.mode != "probe" or bool(cfg.model.pretrained), "model.pretrained",
          "is required when train.mode is 'probe' (a probe of a random network measures nothing)", cfg.model.pretrained)
+    from esclab.weights import frontend_mismatch  # the weights' contract: their front end, in one place
+
+    mismatch = frontend_mismatch(cfg.model.pretrained, a.sample_rate, dataclasses.asdict(f))
+    if mismatch:
+        raise ConfigError(mismatch)
     need(t.head_init != "probe" or bool(cfg.model.pretrained), "model.pretrained",
          "is required when train.head_init is 'probe' (a probe of a random network measures nothing)",
          cfg.model.pretrained)

@@ -30,10 +30,10 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch.hub
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,20 @@ class WeightsError(RuntimeError):
     """A named weight file that cannot be found, fetched or trusted; the message is one line."""
 
 
+#: The front end EfficientAT's AudioSet MobileNets were trained with (``models/preprocess.py``
+#: ``AugmentMelSTFT`` in eval mode): esclab's ``kaldi_logmel`` at 32 kHz, checked against
+#: ``mn04_as_golden.npz`` (tests/unit/test_efficientat_golden.py).
+EFFICIENTAT_SAMPLE_RATE = 32000
+EFFICIENTAT_FRONTEND: dict[str, Any] = {"kind": "kaldi_logmel", "n_mels": 128, "n_fft": 1024, "win_length": 800,
+                                        "hop_length": 320, "fmin": 0.0, "fmax": 15000.0}
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
-    """One known release file.
+    """One known release file and the contract its weights carry (like timm's ``pretrained_cfg``).
+
+    Everything that reads pretrained weights by name (the feature config check, the tagger, the probe)
+    takes the architecture, sample rate, front end and label set from here, in one place.
 
     Attributes:
         name: the name users pass, e.g. ``"efficientat:mn04_as"``.
@@ -57,6 +68,13 @@ class WeightsSpec:
         width_mult: the MobileNetV3 width multiplier the weights were trained with.
         sha256: the published sha256 of the file, or ``None`` where none is published
             (then trusted on first use).
+        arch: the registered model the weights fill (``create_model(arch, ...)``).
+        sample_rate: the audio rate the weights were trained on, in Hz.
+        frontend: the front-end settings they were trained on (``FeatureConfig`` fields; ``frames``,
+            ``top_db`` and ``standardize`` are free).
+        labels: the label set of the pretrained head (``audioset``: 527 classes).
+        num_classes: its size.
+        licence: the weights' licence.
     """
 
     name: str
@@ -64,6 +82,12 @@ class WeightsSpec:
     url: str
     width_mult: float
     sha256: str | None = None
+    arch: str = ""
+    sample_rate: int = EFFICIENTAT_SAMPLE_RATE
+    frontend: dict[str, Any] = field(default_factory=lambda: dict(EFFICIENTAT_FRONTEND))
+    labels: str = "audioset"
+    num_classes: int = 527
+    licence: str = "MIT (EfficientAT, Copyright (c) 2022 Florian Schmid)"
 
 
 @dataclass(frozen=True)
@@ -82,7 +106,8 @@ class ResolvedWeights:
 
 
 def _efficientat(width: str, filename: str, width_mult: float, sha256: str | None = None) -> WeightsSpec:
-    return WeightsSpec(f"efficientat:{width}", filename, _EFFICIENTAT_URL + filename, width_mult, sha256)
+    return WeightsSpec(f"efficientat:{width}", filename, _EFFICIENTAT_URL + filename, width_mult, sha256,
+                       arch=f"mn{round(width_mult * 10):02d}")
 
 
 #: EfficientAT's AudioSet MobileNets (``pretrained_models`` in EfficientAT's ``models/mn/model.py``).
@@ -107,8 +132,33 @@ KNOWN_WEIGHTS: dict[str, WeightsSpec] = {
 }
 
 
+def frontend_mismatch(name: str | None, sample_rate: int, features: dict[str, Any]) -> str | None:
+    """Why a run's front end differs from the one the known weights ``name`` were trained with, or ``None``.
+
+    ``features`` is the run's feature config as a mapping; names that are not in :data:`KNOWN_WEIGHTS`
+    (local files, hub names) carry no contract and always pass.
+    """
+    spec = KNOWN_WEIGHTS.get(name or "")
+    if spec is None:
+        return None
+    wanted = {"audio.sample_rate": spec.sample_rate, **{f"features.{k}": v for k, v in spec.frontend.items()}}
+    have = {"audio.sample_rate": sample_rate, **{f"features.{k}": features.get(k) for k in spec.frontend}}
+    differ = [k for k in wanted if have[k] != wanted[k]]
+    if not differ:
+        return None
+    return (f"model.pretrained {name} was trained on {_describe(wanted)}, but this run's front end has "
+            f"{_describe({k: have[k] for k in differ})}; set the weights' front end (e.g. --set "
+            f"features=kaldi_logmel_32k audio.sample_rate={spec.sample_rate}) or use other weights")
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
 def cache_dir() -> Path:
     """The user cache for downloaded weights: ``torch.hub.get_dir() / "esclab"`` (honours ``$TORCH_HOME``)."""
+    import torch.hub  # only where a weight file is looked for: the contract above needs no torch
+
     return Path(torch.hub.get_dir()) / "esclab"
 
 
@@ -178,6 +228,8 @@ def _download(spec: WeightsSpec, allowed: bool) -> Path:
         raise WeightsError(
             f"{spec.name}: {spec.filename} not found in {_describe_dirs()} (download=False): {where}"
         )
+    import torch.hub
+
     dst = cache_dir() / spec.filename
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)

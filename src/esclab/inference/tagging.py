@@ -44,13 +44,13 @@ from esclab.inference.results import (
 from esclab.models import create_model, is_model, prepare_for_inference
 from esclab.models.efficientat import AUDIOSET_CLASSES
 from esclab.models.pretrained import load_pretrained
-from esclab.weights import WeightsError, resolve_weights
+from esclab.weights import KNOWN_WEIGHTS, WeightsError, resolve_weights
 
 DEFAULT_WEIGHTS = "efficientat:mn04_as"
-SAMPLE_RATE = 32000
-#: EfficientAT's front end, as in ``configs/features/kaldi_logmel_32k.yaml`` with any number of frames.
-FEATURES = FeatureConfig(kind="kaldi_logmel", n_mels=128, n_fft=1024, win_length=800, hop_length=320,
-                         fmin=0.0, fmax=15000.0, top_db=None, frames=None)
+_CONTRACT = KNOWN_WEIGHTS[DEFAULT_WEIGHTS]  # the weights state their rate and front end (esclab.weights)
+SAMPLE_RATE = _CONTRACT.sample_rate
+#: The weights' front end (``WeightsSpec.frontend``) with any number of frames.
+FEATURES = FeatureConfig(**_CONTRACT.frontend, top_db=None, frames=None)
 BATCH_SIZE = 16
 SCORES = "sigmoid: each class's own probability of being present (multi-label; scores do not sum to 1)"
 
@@ -111,7 +111,10 @@ class Tagger:
                 file that does not fill the whole model.
         """
         resolved = resolve_weights(name, download=download)
-        arch = f"mn{round(resolved.spec.width_mult * 10):02d}"
+        arch = resolved.spec.arch
+        if (resolved.spec.sample_rate, resolved.spec.frontend) != (SAMPLE_RATE, _CONTRACT.frontend):
+            raise WeightsError(f"{name}: trained at {resolved.spec.sample_rate} Hz on {resolved.spec.frontend}; "
+                               f"the tagger runs {SAMPLE_RATE} Hz and {_CONTRACT.frontend}")
         if not is_model(arch):
             raise WeightsError(f"{name}: no registered model for width {resolved.spec.width_mult:g} ({arch})")
         model = create_model(arch, num_classes=AUDIOSET_CLASSES)

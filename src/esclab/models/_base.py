@@ -41,6 +41,9 @@ class EscModel(nn.Module):
     default_input_size: tuple[int, int] = (128, 215)
     #: leading layers frozen in eval mode (see the class notes); 0: none.
     frozen_blocks: int = 0
+    #: state-dict key prefixes of the classification head: a pretrained load may leave these at init
+    #: (another label set); any other tensor left unfilled stops the load (``model.pretrained_partial``).
+    head_prefixes: tuple[str, ...] = ("head.", "classifier.")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -35,7 +35,8 @@ def is_model(name: str) -> bool:
 
 
 def create_model(name: str, num_classes: int, pretrained: str | None = None,
-                 input_size: tuple[int, int | None] | None = None, **kwargs) -> EscModel:
+                 input_size: tuple[int, int | None] | None = None, pretrained_partial: bool = False,
+                 **kwargs) -> EscModel:
     """Build a registered model.
 
     Args:
@@ -46,7 +47,11 @@ def create_model(name: str, num_classes: int, pretrained: str | None = None,
         input_size: ``(n_mels, frames)`` of the input spectrograms, from the feature config
             (``None``: the family's ``default_input_size``). Models sized for their input (the
             paper CNN's flatten layer, AST's position grid, the Conformer's projection) use it.
+        pretrained_partial: accept weights that fill only part of the body (otherwise that stops).
         **kwargs: family-specific options (dropout, widths, freezing, ...).
+
+    The :class:`~esclab.models.pretrained.LoadReport` of a pretrained load is kept as
+    ``model.pretrained_report`` (``None`` without pretrained weights).
 
     Example:
         >>> import torch
@@ -65,10 +70,11 @@ def create_model(name: str, num_classes: int, pretrained: str | None = None,
         raise ValueError(f"model {name!r} cannot be built with options {sorted(kwargs)}: {err}. "
                          f"Pick the model with its own config (--set model={name}) rather than "
                          f"model.name, so another model's options do not carry over") from err
+    model.pretrained_report = None
     if pretrained:
         from esclab.models.pretrained import load_pretrained
 
-        load_pretrained(model, pretrained)
+        model.pretrained_report = load_pretrained(model, pretrained, partial=pretrained_partial)
     return model
 
 

@@ -44,6 +44,8 @@ class AST(EscModel):
         dropout: hidden and attention dropout.
     """
 
+    head_prefixes = ("ast.classifier.",)  # transformers' classification head (LayerNorm + Linear)
+
     def __init__(
         self,
         num_classes: int,

@@ -55,6 +55,12 @@ class LoadReport:
     adapted: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    sha256: str | None = None
+
+    def facts(self) -> dict[str, object]:
+        """What a fold's ``metrics.json`` records: name, sha256, tensors loaded, skipped (why), left at init."""
+        return {"name": self.source, "sha256": self.sha256, "loaded": len(self.loaded),
+                "skipped": dict(self.skipped), "missing": list(self.missing)}
 
     def summary(self) -> str:
         """One paragraph: counts, then the skipped keys with their reasons."""
@@ -67,12 +73,16 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def load_pretrained(model: nn.Module, spec: str) -> LoadReport:
+def load_pretrained(model: nn.Module, spec: str, partial: bool = False) -> LoadReport:
     """Load the weights named by ``spec`` into ``model`` in place (see the module docstring).
+
+    A load that leaves a body tensor (one outside the model's head, :func:`is_head_key`) at its
+    initialisation, or skips one for its shape, stops with :class:`PartialLoadError` unless ``partial``.
 
     Args:
         model: the freshly built model.
         spec: local file, local ``save_pretrained`` folder, ``hf:NAME`` or ``timm:NAME``.
+        partial: accept a load that fills only part of the body (``model.pretrained_partial: true``).
 
     Returns:
         The :class:`LoadReport` (also logged at INFO).
@@ -81,12 +91,13 @@ def load_pretrained(model: nn.Module, spec: str) -> LoadReport:
         FileNotFoundError: a local path that does not exist.
         RuntimeError: unreadable file, hub name not reachable (offline), or no tensor fits the model.
         ValueError: a source kind the model cannot take (a transformers folder for a non-transformers model).
+        PartialLoadError: body tensors left at init or skipped, without ``partial``.
     """
     source = read_state_dict(model, spec)
     check = getattr(model, "check_pretrained", None)
     if check is not None:  # a family that can tell a checkpoint of another width refuses it here
         check(source, spec)
-    report = LoadReport(source=spec)
+    report = LoadReport(source=spec, sha256=_fingerprint(spec))
     target = model.state_dict()
     to_load = {}
     for key, tensor in _align_prefixes(source, target.keys(), report).items():
@@ -106,11 +117,37 @@ def load_pretrained(model: nn.Module, spec: str) -> LoadReport:
             f"no tensor in {spec!r} fits {type(model).__name__}: is it a checkpoint of this "
             f"architecture? First keys: {list(source)[:5]}"
         )
-    model.load_state_dict(to_load, strict=False)
     report.loaded = sorted(to_load)
-    report.missing = sorted(set(target) - set(to_load))
+    report.missing = sorted(k for k in set(target) - set(to_load) if not k.endswith("num_batches_tracked"))
+    body = [k for k in report.missing if not is_head_key(model, k)] + \
+        [k for k in report.skipped if k in target and not is_head_key(model, k)]
+    if body and not partial:
+        raise PartialLoadError(
+            f"pretrained {spec} leaves {len(body)} body tensors of {type(model).__name__} unfilled or skipped "
+            f"({', '.join(body[:4])}{', ...' if len(body) > 4 else ''}): are they weights of this architecture? "
+            f"Set model.pretrained_partial=true to train from such a partial load")
+    model.load_state_dict(to_load, strict=False)
     log.info(report.summary())
     return report
+
+
+class PartialLoadError(RuntimeError):
+    """Pretrained weights that leave part of the model's body at its initialisation."""
+
+
+def is_head_key(model: nn.Module, key: str) -> bool:
+    """Whether a state-dict key belongs to the model's classification head (``head_prefixes``)."""
+    return key.startswith(tuple(getattr(model, "head_prefixes", ("head.", "classifier."))))
+
+
+def _fingerprint(spec: str) -> str | None:
+    """The sha256 of the weight file ``spec`` names (``None`` for hub names and folders)."""
+    from esclab.weights import sha256_file
+
+    if spec.startswith("efficientat:"):
+        return resolve_weights(spec).sha256
+    path = Path(spec).expanduser()
+    return sha256_file(path) if path.is_file() else None
 
 
 def read_state_dict(model: nn.Module, spec: str) -> dict[str, torch.Tensor]:

@@ -238,7 +238,8 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     train = {**to_dict(cfg)["train"], "monitor": cfg.train.monitor if has_val else "train_loss"}
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
                               train=train, augment=to_dict(cfg)["augment"],
-                              norm_mean=mean, norm_std=std, input_size=cfg.features.input_size)
+                              norm_mean=mean, norm_std=std, input_size=cfg.features.input_size,
+                              pretrained_partial=cfg.model.pretrained_partial)
     head_facts = {}
     if cfg.train.head_init == "probe":  # LP-FT: start from the training split's linear probe
         head_facts = init_head_from_probe(module.model, inputs[dm.train_idx], clips["target"].to_numpy()[dm.train_idx],
@@ -274,10 +275,17 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         "precision": str(trainer.precision),
         "frozen_blocks": int(module.model.frozen_blocks),
         **head_facts,
+        **pretrained_facts(module.model),
     }
     if not trainer.is_global_zero:
         return result
     return _finish_fold(cfg, data, fold, fold_dir, dm.test_idx, probs, module.model, module.standardize, result)
+
+
+def pretrained_facts(model: torch.nn.Module) -> dict[str, Any]:
+    """``{"pretrained": {name, sha256, loaded, skipped, missing}}`` for a model built with pretrained weights."""
+    report = getattr(model, "pretrained_report", None)
+    return {"pretrained": report.facts()} if report is not None else {}
 
 
 def _checkpoint(path: str | Path) -> dict[str, Any]:
@@ -319,7 +327,7 @@ def _probe_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: 
     model, probs, facts = probe_fold(cfg, data.embeddings, data.table.clips["target"].to_numpy(), folds,
                                      train_idx, test_idx, len(data.table.class_names))
     result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "truncated": False,
-              "n_train": int(len(train_idx)), "n_val": 0}
+              "n_train": int(len(train_idx)), "n_val": 0, **pretrained_facts(model)}
     return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, None, result, facts["model_kwargs"])
 
 

@@ -117,6 +117,7 @@ def attach_frozen_outputs(cfg: ExperimentConfig, data: PreparedData, num_classes
     """Set ``data.frozen`` / ``data.frozen_bank`` for a model with frozen layers, and drop the log-mel bank
     (training reads the frozen outputs instead; the clean log-mels stay for what reads them)."""
     model = create_model(cfg.model.name, num_classes=num_classes, pretrained=cfg.model.pretrained,
+                        pretrained_partial=cfg.model.pretrained_partial,
                          input_size=cfg.features.input_size, **cfg.model.kwargs)
     paths = data.table.clips["path"].tolist()
     data.frozen, data.frozen_bank = load_frozen_outputs(

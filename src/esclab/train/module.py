@@ -35,17 +35,20 @@ class ClassifierModule(L.LightningModule):
         norm_std: ``(n_mels,)`` per-band std, or ``None``.
         input_size: ``(n_mels, frames)`` of the features (the feature config states it; models sized for
             their input are built for it).
+        pretrained_partial: accept pretrained weights that fill only part of the body.
     """
 
     def __init__(self, model_name: str, num_classes: int, model_kwargs: dict[str, Any] | None = None,
                  pretrained: str | None = None, train: dict[str, Any] | None = None,
                  augment: dict[str, Any] | None = None, norm_mean: torch.Tensor | None = None,
-                 norm_std: torch.Tensor | None = None, input_size: tuple[int, int | None] | None = None):
+                 norm_std: torch.Tensor | None = None, input_size: tuple[int, int | None] | None = None,
+                 pretrained_partial: bool = False):
         super().__init__()
         self.save_hyperparameters(ignore=["norm_mean", "norm_std"])
         self.train_cfg = TrainConfig(**(train or {}))
         self.augment_cfg = AugmentConfig(**(augment or {}))
         self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained, input_size=input_size,
+                                  pretrained_partial=pretrained_partial,
                                   **(model_kwargs or {}))
         self.standardize = Standardize(norm_mean, norm_std)
         self.spec_augment = build_spec_augment(self.augment_cfg)

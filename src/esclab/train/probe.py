@@ -129,6 +129,7 @@ def with_kwargs(cfg: ExperimentConfig, kwargs: dict[str, Any]) -> ExperimentConf
 def probe_model(cfg: ExperimentConfig, num_classes: int) -> EscModel:
     """The run's network with its pretrained body and a linear head (``model.kwargs.head: linear``)."""
     return create_model(cfg.model.name, num_classes=num_classes, pretrained=cfg.model.pretrained,
+                        pretrained_partial=cfg.model.pretrained_partial,
                         input_size=cfg.features.input_size, **cfg.model.kwargs)
 
 
