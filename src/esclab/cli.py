@@ -286,6 +286,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensemble_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="finished run folders over the same folds, classes and front end")
+    p.add_argument("--out", required=True, help="the ensemble's run folder (new)")
+    p.add_argument("--weights", help="comma-separated weight per run (default: equal)")
+    p.add_argument("--name", help="the run's name (default: the runs' names joined by '+')")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--robustness-clips", type=int, default=100,
+                   help="test clips per fold for the report's robustness curves (0: all)")
+
+
+@command("ensemble", "combine finished runs into the run of their ensemble (mean probabilities; one bundle per fold)",
+         _ensemble_args)
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from esclab.train.ensemble import ensemble_runs
+
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    result = ensemble_runs(args.runs, args.out, weights=weights, name=args.name)
+    s = result.summary
+    for fold, m in sorted(result.fold_metrics.items()):
+        print(f"fold {fold}: accuracy {100 * m['accuracy']:.1f} %, macro-F1 {100 * m['macro_f1']:.1f} %")
+    print(f"{s['name']}: accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % over folds "
+          f"{list(s['folds'])}; results in {result.out_dir}", flush=True)
+    if not args.no_report:
+        _build_report_after_run(result.out_dir, args.robustness_clips or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esclab", description="Environmental sound classification toolkit.")
     parser.add_argument("--version", action="version", version=f"esclab {__version__}")
@@ -305,6 +332,7 @@ KNOWN_ERRORS = frozenset({
     "esclab.bundle.BundleError", "esclab.config.ConfigError", "esclab.data.esc50.DatasetNotFoundError",
     "esclab.export.ExportError", "esclab.inference.results.WindowError", "esclab.train.cv.RunConflictError",
     "esclab.weights.WeightsError", "builtins.FileNotFoundError", "builtins.ValueError",
+    "esclab.models.pretrained.PartialLoadError",
 })
 
 

@@ -114,6 +114,9 @@ class AugmentConfig:
     ``bank_size`` variants per clip when expensive); ``spectrogram`` transforms and
     ``mixup_alpha`` run in the model front end during training only. ``tta_views`` > 1 scores each
     test clip as the mean prediction over that many circular time shifts of its log-mel.
+    ``level_mix_p``: share of each training batch mixed with a partner at the signal level (two clips heard
+    at once, ``lam ~ Beta(level_mix_alpha, level_mix_alpha)``), before the spectrogram transforms; like the
+    ``level_gain`` transform it needs the level that Kaldi log-mels keep (``features.kind: kaldi_logmel``).
     """
 
     waveform: dict[str, Any] = field(default_factory=dict)
@@ -122,6 +125,8 @@ class AugmentConfig:
     mixup_p: float = 1.0
     bank_size: int = 0
     tta_views: int = 1
+    level_mix_p: float = 0.0
+    level_mix_alpha: float = 2.0
 
 
 @dataclass
@@ -142,13 +147,18 @@ class ModelConfig:
 class TrainConfig:
     """How each fold learns.
 
-    ``mode``: ``fit`` trains the network with Lightning (all the settings below); ``probe`` freezes a
+    ``mode``: ``ensemble`` marks a run made by ``esclab ensemble`` from finished runs (nothing to train);
+    ``fit`` trains the network with Lightning (all the settings below); ``probe`` freezes a
     pretrained network, embeds every clip once (cached) and fits a standardised logistic regression
     with inverse regularisation ``probe_c`` per fold, folded into the model's linear head; with a
     ``probe_c_grid``, C is chosen per fold by cross-validation over the training folds only.
     ``probe_grid``: candidate embeddings for the probe, each a mapping of ``model.kwargs`` to change (e.g.
     ``{taps: [13, 15], pool: meanmax}``); each fold takes the candidate (and C) with the best
     leave-one-fold-out accuracy over its training folds, the first listed on a tie.
+    ``cache_frozen``: for a model with frozen layers (``model.kwargs.frozen_blocks``), train from their
+    cached outputs (:mod:`esclab.train.frozen`: the cheapest step; online augmentation then acts on their
+    output maps) or, when false, run them at every step on the augmented log-mels (no gradient flows
+    through them either way).
     ``head_init``: ``random`` (the model's own initialisation) or ``probe``: before fitting, the linear
     head is set to the linear probe of the training split (``probe_c``), so fine-tuning starts from the
     probe's solution (LP-FT, Kumar et al., ICLR 2022).
@@ -158,6 +168,7 @@ class TrainConfig:
     """
 
     mode: str = "fit"
+    cache_frozen: bool = True
     head_init: str = "random"
     probe_c: float = 1.0
     probe_c_grid: list[float] = field(default_factory=list)
@@ -206,7 +217,7 @@ class ExperimentConfig:
 _CHOICES = {
     "data.dataset": ("esc50", "esc10", "folder"),
     "features.kind": ("logmel", "kaldi_logmel"),
-    "train.mode": ("fit", "probe"),
+    "train.mode": ("fit", "probe", "ensemble"),
     "train.head_init": ("random", "probe"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
@@ -270,6 +281,14 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(not (frozen and f.standardize), "features.standardize",
          "must be false with model.kwargs.frozen_blocks (the frozen layers' outputs are cached for all folds; "
          "per-fold statistics would change them)", f.standardize)
+    aug = cfg.augment
+    level = sorted(set(aug.spectrogram) & {"level_gain"}) + (["level_mix_p"] if aug.level_mix_p > 0 else [])
+    need(not level or f.kind == "kaldi_logmel", "augment", f"{level} need features.kind kaldi_logmel (log-mels "
+         f"that keep the level)", f.kind)
+    need(not (level and frozen and t.cache_frozen), "train.cache_frozen",
+         f"must be false for {level}: they act on log-mels, not on cached outputs of frozen layers", t.cache_frozen)
+    need(0 <= aug.level_mix_p <= 1 and aug.level_mix_alpha > 0, "augment.level_mix_p",
+         "must be in [0, 1] with level_mix_alpha > 0", (aug.level_mix_p, aug.level_mix_alpha))
     need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     need(0 < t.plateau_factor < 1, "train.plateau_factor", "must be in (0, 1)", t.plateau_factor)
     need(t.early_stopping_patience >= 1, "train.early_stopping_patience", "must be >= 1",

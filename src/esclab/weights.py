@@ -32,7 +32,6 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 log = logging.getLogger(__name__)

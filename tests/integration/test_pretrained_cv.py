@@ -17,7 +17,7 @@ import torch.hub
 from esclab import weights
 from esclab.audio import native_rate, pad_or_trim
 from esclab.bundle import load_bundle
-from esclab.config import ExperimentConfig, load_config
+from esclab.config import ExperimentConfig, load_config, load_config_file
 from esclab.export import export_bundle
 from esclab.inference.predictor import Predictor
 from esclab.train import probe
@@ -159,8 +159,9 @@ def test_finetune_from_cached_frozen_layers_and_the_probe_head(offline, tmp_path
     from esclab.train import frozen
 
     extra = ("data.folds=[3]", "train.max_epochs=1", "augment.bank_size=1", "model.kwargs.head=linear",
-             "model.kwargs.frozen_blocks=5", "train.head_init=probe", "augment.spectrogram={}",
-             "augment.spectrogram.time_roll.max_fraction=0.05")
+             "model.kwargs.frozen_blocks=5", "train.head_init=probe", "train.cache_frozen=true",
+             "augment.spectrogram={}", "augment.spectrogram.time_roll.max_fraction=0.05", "augment.level_mix_p=0",
+             "augment.waveform.gain.min_db=-3.0", "augment.waveform.gain.max_db=3.0")
     cfg = tiny("mn04_finetune", tmp_path, *extra)
     run_cv(cfg, tmp_path / "run", progress=False)
     fold_dir = tmp_path / "run" / "fold_3"
@@ -185,3 +186,28 @@ def test_finetune_from_cached_frozen_layers_and_the_probe_head(offline, tmp_path
     assert [p.stat().st_mtime_ns for p in cached] == mtimes
     again = json.loads((tmp_path / "run2" / "fold_3" / "metrics.json").read_text())
     assert again["accuracy"] == metrics["accuracy"]
+
+
+def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: ProbeRun, tmp_path):
+    """``esclab ensemble``: per fold the mean of the members' probabilities, and a bundle holding both
+    networks that reproduces the ensemble's predictions from the audio (deployed = reported)."""
+    from esclab.train.ensemble import EnsembleError, ensemble_runs
+
+    cfg = tiny("mn04_finetune", tmp_path, "data.folds=[1,2,3]", "train.max_epochs=1")
+    run_cv(cfg, tmp_path / "fit", progress=False)
+    result = ensemble_runs([probe_run.out, tmp_path / "fit"], tmp_path / "ens", weights=[1.0, 3.0])
+    assert sorted(result.fold_metrics) == list(FOLDS)
+    for fold in FOLDS:
+        members = [pd.read_csv(run / f"fold_{fold}" / "predictions.csv") for run in (probe_run.out, tmp_path / "fit")]
+        ours = pd.read_csv(tmp_path / "ens" / f"fold_{fold}" / "predictions.csv")
+        columns = [f"p_{i}" for i in range(3)]
+        expected = (members[0][columns].to_numpy() + 3 * members[1][columns].to_numpy()) / 4
+        np.testing.assert_allclose(ours[columns].to_numpy(), expected, atol=1e-5)
+        predictor = Predictor.from_checkpoint(tmp_path / "ens" / f"fold_{fold}" / "model.ckpt")
+        clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in ours["path"]]
+        np.testing.assert_allclose(predictor.probabilities(clips), ours[columns].to_numpy(), atol=1e-4)
+    saved = load_config_file(tmp_path / "ens" / "config.yaml")
+    assert saved.train.mode == "ensemble" and saved.model.name == "ensemble"
+    assert [m["mode"] for m in saved.model.kwargs["members"]] == ["probe", "fit"]
+    with pytest.raises(EnsembleError, match="already holds a run"):
+        ensemble_runs([probe_run.out, tmp_path / "fit"], tmp_path / "ens")

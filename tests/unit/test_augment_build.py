@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from esclab.augment import (
-    EXPENSIVE_WAVEFORM,
     SPECTROGRAM_TRANSFORMS,
     WAVEFORM_TRANSFORMS,
     AddWhiteNoise,
@@ -91,11 +90,6 @@ def test_spec_augment_is_a_module_in_the_fixed_order():
     module = build_spec_augment(AugmentConfig(spectrogram={"time_mask": {}, "affine": {}, "freq_mask": {}}))
     assert isinstance(module, SpecAugment) and isinstance(module, torch.nn.Module)
     assert [type(t) for t in module.transforms.transforms] == list(SPECTROGRAM_TRANSFORMS.values())
-
-
-def test_expensive_transforms_are_waveform_transforms():
-    assert {"time_stretch", "pitch_shift"} == EXPENSIVE_WAVEFORM
-    assert EXPENSIVE_WAVEFORM.issubset(WAVEFORM_TRANSFORMS)
 
 
 @pytest.mark.parametrize(("cfg", "message"), [

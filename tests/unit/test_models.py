@@ -14,10 +14,15 @@ NUM_CLASSES = 5
 TIMM = ["resnet18", "resnet50", "inception_v3", "efficientnet_b3"]
 
 
+# Models that cannot be built without options get the smallest meaningful ones here.
+REQUIRED = {"ensemble": {"members": [{"name": "paper_cnn", "kwargs": {"channels": [4, 8, 8], "dense_units": [8]}},
+                                     {"name": "attention_cnn"}], "weights": [2.0, 1.0]}}
+
+
 def build(name: str, seed: int = 0, **extra) -> tuple[EscModel, torch.Tensor]:
     """The model as registered and a batch of two spectrograms of its default input size."""
     torch.manual_seed(seed)
-    model = create_model(name, num_classes=NUM_CLASSES, **extra)
+    model = create_model(name, num_classes=NUM_CLASSES, **{**REQUIRED.get(name, {}), **extra})
     mels, frames = model.default_input_size
     return model, torch.randn(2, 1, mels, frames)
 
@@ -176,3 +181,15 @@ def test_pooling_before_the_relu_gives_the_same_outputs_and_gradients():
         outs.append((out.detach(), block[0].weight.grad.clone(), block[1].weight.grad.clone()))
     for a, b in zip(*outs, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_output_is_the_weighted_mean_of_its_members_probabilities():
+    model, x = build("ensemble")
+    model.eval()
+    with torch.no_grad():
+        probs = [torch.softmax(m(x), dim=1) for m in model.members]
+        torch.testing.assert_close(torch.softmax(model(x), dim=1), (2 * probs[0] + probs[1]) / 3)
+    with pytest.raises(ValueError, match="one weight"):
+        create_model("ensemble", NUM_CLASSES, members=[{"name": "paper_cnn"}], weights=[1.0, 1.0])
+    with pytest.raises(ValueError, match="not ensembles"):
+        create_model("ensemble", NUM_CLASSES, members=[{"name": "ensemble"}])

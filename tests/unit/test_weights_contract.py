@@ -24,7 +24,7 @@ def test_every_known_entry_states_its_architecture_rate_front_end_and_labels():
 
 def test_the_tagger_reads_the_front_end_from_the_contract():
     spec = KNOWN_WEIGHTS[tagging.DEFAULT_WEIGHTS]
-    assert tagging.SAMPLE_RATE == spec.sample_rate
+    assert spec.sample_rate == tagging.SAMPLE_RATE
     assert {k: getattr(tagging.FEATURES, k) for k in spec.frontend} == spec.frontend
 
 

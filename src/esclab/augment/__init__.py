@@ -5,16 +5,18 @@ See :mod:`esclab.augment.build` for the YAML names and the order transforms run 
 
 from esclab.augment.base import Compose, Transform
 from esclab.augment.build import (
-    EXPENSIVE_WAVEFORM,
+    LEVEL_TRANSFORMS,
     SPECTROGRAM_TRANSFORMS,
     WAVEFORM_TRANSFORMS,
+    build_level_mix,
     build_mixup,
     build_spec_augment,
     build_waveform_augment,
 )
-from esclab.augment.mix import Mixup, mixup
+from esclab.augment.mix import LevelMix, Mixup, mixup
 from esclab.augment.spectrogram import (
     FrequencyMasking,
+    LevelGain,
     RandomAffine,
     SpecAugment,
     SpectrogramTransform,
@@ -24,13 +26,15 @@ from esclab.augment.spectrogram import (
 from esclab.augment.waveform import AddWhiteNoise, Gain, PitchShift, TimeShift, TimeStretch
 
 __all__ = [
-    "EXPENSIVE_WAVEFORM",
+    "LEVEL_TRANSFORMS",
     "SPECTROGRAM_TRANSFORMS",
     "WAVEFORM_TRANSFORMS",
     "AddWhiteNoise",
     "Compose",
     "FrequencyMasking",
     "Gain",
+    "LevelGain",
+    "LevelMix",
     "Mixup",
     "PitchShift",
     "RandomAffine",
@@ -41,6 +45,7 @@ __all__ = [
     "TimeShift",
     "TimeStretch",
     "Transform",
+    "build_level_mix",
     "build_mixup",
     "build_spec_augment",
     "build_waveform_augment",

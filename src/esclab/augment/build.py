@@ -19,8 +19,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from esclab.augment.base import Compose, Transform
-from esclab.augment.mix import Mixup
-from esclab.augment.spectrogram import FrequencyMasking, RandomAffine, SpecAugment, TimeMasking, TimeRoll
+from esclab.augment.mix import LevelMix, Mixup
+from esclab.augment.spectrogram import (
+    FrequencyMasking,
+    LevelGain,
+    RandomAffine,
+    SpecAugment,
+    TimeMasking,
+    TimeRoll,
+)
 from esclab.augment.waveform import AddWhiteNoise, Gain, PitchShift, TimeShift, TimeStretch
 from esclab.config import AugmentConfig
 
@@ -32,13 +39,14 @@ WAVEFORM_TRANSFORMS: dict[str, type[Transform]] = {
     "white_noise": AddWhiteNoise,
 }
 SPECTROGRAM_TRANSFORMS: dict[str, type[Transform]] = {
+    "level_gain": LevelGain,
     "time_roll": TimeRoll,
     "affine": RandomAffine,
     "freq_mask": FrequencyMasking,
     "time_mask": TimeMasking,
 }
-# Too slow to run per epoch: the data layer precomputes ``bank_size`` variants per clip.
-EXPENSIVE_WAVEFORM = frozenset({"time_stretch", "pitch_shift"})
+#: Spectrogram transforms that need the level kept by Kaldi log-mels (``features.kind: kaldi_logmel``).
+LEVEL_TRANSFORMS = frozenset({"level_gain"})
 
 
 def _build(group: str, registry: dict[str, type[Transform]], spec: Mapping[str, Any],
@@ -77,8 +85,9 @@ def _build(group: str, registry: dict[str, type[Transform]], spec: Mapping[str, 
 def build_waveform_augment(aug_cfg: AugmentConfig, sample_rate: int) -> Compose | None:
     """The waveform transforms of ``aug_cfg.waveform`` as one :class:`Compose`, or ``None`` if there are none.
 
-    To split off the expensive stage for a precomputed bank, build from a copy of
-    the config restricted to (or without) the names in :data:`EXPENSIVE_WAVEFORM`.
+    They run through a precomputed bank of ``bank_size`` variants per clip (:mod:`esclab.data.bank`); the
+    cheap level changes have online counterparts on Kaldi log-mels (``time_roll``, ``level_gain``,
+    ``augment.level_mix_p``), drawn fresh at every step.
 
     Args:
         aug_cfg: the augmentation config.
@@ -98,6 +107,11 @@ def build_spec_augment(aug_cfg: AugmentConfig) -> SpecAugment:
         ValueError: an unknown transform or argument, or a bad argument value.
     """
     return SpecAugment(_build("spectrogram", SPECTROGRAM_TRANSFORMS, aug_cfg.spectrogram, {}))
+
+
+def build_level_mix(aug_cfg: AugmentConfig) -> LevelMix | None:
+    """``LevelMix(level_mix_p, level_mix_alpha)``, or ``None`` when ``level_mix_p`` is 0."""
+    return LevelMix(aug_cfg.level_mix_p, aug_cfg.level_mix_alpha) if aug_cfg.level_mix_p > 0 else None
 
 
 def build_mixup(aug_cfg: AugmentConfig) -> Mixup | None:

@@ -77,3 +77,50 @@ class Mixup:
 
     def __repr__(self) -> str:
         return init_args_repr(self)
+
+
+class LevelMix:
+    """Two clips heard at once: a share ``p`` of the batch is mixed with random partners at the signal level.
+
+    For Kaldi log-mels (:func:`~esclab.features.functional.kaldi_log_mel`): the mixture ``lam x_i + (1 - lam)
+    x_j`` of two uncorrelated clips has mel power ``lam^2 P_i + (1 - lam)^2 P_j``, computed exactly from the
+    cached log-mels (no waveform needed), with ``lam ~ Beta(alpha, alpha)``; the targets mix as ``lam`` and
+    ``1 - lam``. EfficientAT's fine-tuning mixes two waveforms on half the batch with Beta(2, 2).
+
+    Args:
+        p: share of the examples that are mixed, in [0, 1].
+        alpha: Beta concentration, > 0.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1] or ``alpha <= 0``.
+    """
+
+    def __init__(self, p: float = 0.5, alpha: float = 2.0) -> None:
+        self.p = check_probability(p)
+        self.alpha = _check_alpha(alpha)
+
+    def __call__(self, x: torch.Tensor, y_soft: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, 1, n_mels, frames)`` Kaldi log-mels and ``(batch, classes)`` targets -> mixed ones."""
+        from esclab.features.functional import kaldi_log_to_power, kaldi_power_to_log
+
+        batch = x.shape[0]
+        chosen = uniform((batch,), generator, x.device) < self.p
+        if not chosen.any():
+            return x, y_soft
+        from scipy.special import betaincinv
+
+        u = uniform((batch,), generator, torch.device("cpu")).double().numpy()
+        lam = torch.from_numpy(betaincinv(self.alpha, self.alpha, u)).to(x.device, torch.float32)
+        source = generator.device if generator is not None else x.device
+        perm = torch.randperm(batch, generator=generator, device=source).to(x.device)
+        power = kaldi_log_to_power(x.float())
+        lam_x = lam.view(-1, *([1] * (x.ndim - 1)))
+        mixed = kaldi_power_to_log(lam_x ** 2 * power + (1 - lam_x) ** 2 * power[perm]).to(x.dtype)
+        lam_y = lam.view(-1, 1).to(y_soft.dtype)
+        mixed_y = lam_y * y_soft + (1 - lam_y) * y_soft[perm]
+        pick = chosen.view(-1, *([1] * (x.ndim - 1)))
+        return torch.where(pick, mixed, x), torch.where(chosen.view(-1, 1), mixed_y, y_soft)
+
+    def __repr__(self) -> str:
+        return init_args_repr(self)

@@ -232,6 +232,40 @@ class TimeRoll(SpectrogramTransform):
         return roll_time(x, torch.round(params["fraction"] * x.shape[-1]))
 
 
+class LevelGain(SpectrogramTransform):
+    """A random gain in dB, exact on Kaldi log-mels (:func:`~esclab.features.functional.kaldi_log_mel`).
+
+    Those log-mels keep the clip's level (no per-clip normalisation), so a gain ``g`` on the waveform is the
+    mel power times ``g^2``, computed from the cached log-mel without the audio. EfficientAT draws a random
+    gain for every fine-tuning example.
+
+    Args:
+        min_db: lowest gain, >= -40.
+        max_db: highest gain, <= 40 and >= ``min_db``.
+        p: probability of changing each example.
+
+    Raises:
+        ValueError: a bound out of range.
+    """
+
+    param_names = ("gain_db",)
+
+    def __init__(self, min_db: float = -6.0, max_db: float = 6.0, p: float = 1.0) -> None:
+        super().__init__(p)
+        if not -40.0 <= min_db <= max_db <= 40.0:
+            raise ValueError(f"need -40 <= min_db <= max_db <= 40, got {min_db!r}, {max_db!r}")
+        self.min_db, self.max_db = min_db, max_db
+
+    def randomize_parameters(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, Any]:
+        return {"gain_db": self.min_db + uniform((x.shape[0],), generator, x.device) * (self.max_db - self.min_db)}
+
+    def apply(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        from esclab.features.functional import kaldi_log_to_power, kaldi_power_to_log
+
+        factor = (10.0 ** (params["gain_db"].float() / 10.0)).view(-1, 1, 1, 1)
+        return kaldi_power_to_log(kaldi_log_to_power(x.float()) * factor).to(x.dtype)
+
+
 class RandomAffine(SpectrogramTransform):
     """Image-style random rotation, zoom and translation, each drawn uniformly per example.
 

@@ -191,3 +191,15 @@ def kaldi_log_mel(wave: torch.Tensor, window: torch.Tensor, filterbank: torch.Te
     mel = apply_filterbank(filterbank, power, blocks)
     logmel = (torch.log(mel + offset) + shift) / scale
     return fix_frames(logmel, frames).unsqueeze(1)
+
+
+def kaldi_log_to_power(logmel: torch.Tensor, offset: float = 1e-5, shift: float = 4.5,
+                       scale: float = 5.0) -> torch.Tensor:
+    """The mel power behind a :func:`kaldi_log_mel` value: ``exp(scale x - shift) - offset`` (>= 0)."""
+    return (torch.exp(logmel * scale - shift) - offset).clamp_min(0.0)
+
+
+def kaldi_power_to_log(power: torch.Tensor, offset: float = 1e-5, shift: float = 4.5,
+                       scale: float = 5.0) -> torch.Tensor:
+    """:func:`kaldi_log_mel`'s scaling of a mel power: ``(ln(power + offset) + shift) / scale``."""
+    return (torch.log(power + offset) + shift) / scale

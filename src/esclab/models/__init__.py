@@ -6,6 +6,7 @@ from esclab.models import (  # noqa: F401  (each module registers its variants)
     cnn,
     conformer,
     efficientat,
+    ensemble,
     timm_backbones,
     vggish,
 )

@@ -43,10 +43,10 @@ from esclab.runs import (
     write_split,
 )
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
+from esclab.train.frozen import attach_frozen_outputs, trains_from_cache
 from esclab.train.loggers import build_loggers, check_logger
 from esclab.train.module import ClassifierModule, count_parameters
 from esclab.train.precision import resolve_precision
-from esclab.train.frozen import attach_frozen_outputs, frozen_blocks_of
 from esclab.train.probe import init_head_from_probe, load_embeddings, probe_fold
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
         >>> sorted(result.fold_metrics), result.fold_metrics[1]["checkpoint_rule"], result.summary["n_clips"]
         ([1, 2], 'last epoch', 8)
     """
+    if cfg.train.mode == "ensemble":
+        raise ValueError("train.mode ensemble is a run made from finished runs: use `esclab ensemble RUN RUN ... --out`")
     check_logger(cfg.train.logger)  # a missing MLflow stops here, before a run folder or any data
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     run = RunDir(out)
@@ -113,7 +115,7 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
         paths = data.table.clips["path"].tolist()
         data.embeddings = load_embeddings(cfg, data.specs, data.table.clips["clip_id"].tolist(),
                                           [file_id(p) for p in paths], len(data.table.class_names), progress=progress)
-    elif frozen_blocks_of(cfg):  # the frozen layers run once per clip and variant, not once per epoch
+    elif trains_from_cache(cfg):  # the frozen layers run once per clip and variant, not once per epoch
         attach_frozen_outputs(cfg, data, len(data.table.class_names), progress=progress)
     if is_main_process():
         write_skipped(run.skipped, data.table.skipped)
@@ -239,12 +241,13 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
                               train=train, augment=to_dict(cfg)["augment"],
                               norm_mean=mean, norm_std=std, input_size=cfg.features.input_size,
-                              pretrained_partial=cfg.model.pretrained_partial)
+                              pretrained_partial=cfg.model.pretrained_partial,
+                              frozen_inputs=trains_from_cache(cfg))
     head_facts = {}
     if cfg.train.head_init == "probe":  # LP-FT: start from the training split's linear probe
         head_facts = init_head_from_probe(module.model, inputs[dm.train_idx], clips["target"].to_numpy()[dm.train_idx],
                                           cfg.train.probe_c, cfg.train.seed, cfg.model.name,
-                                          from_frozen=module.model.frozen_blocks > 0)
+                                          from_frozen=trains_from_cache(cfg))
     timer, clock = EpochTimer(), FitClock()
     callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
     bar = cfg.train.progress_bar and progress and stderr_is_terminal()

@@ -43,6 +43,11 @@ def frozen_blocks_of(cfg: ExperimentConfig) -> int:
     return int(cfg.model.kwargs.get("frozen_blocks", 0) or 0)
 
 
+def trains_from_cache(cfg: ExperimentConfig) -> bool:
+    """Whether training reads cached outputs of frozen layers (``train.cache_frozen`` and frozen layers)."""
+    return cfg.train.cache_frozen and frozen_blocks_of(cfg) > 0
+
+
 def frozen_key(cfg: ExperimentConfig, weights_sha256: str, clip_ids: list[str], file_ids: list[str],
                variant: str) -> str:
     """Hash of everything a cached frozen output depends on (``variant``: ``clean`` or a bank variant)."""

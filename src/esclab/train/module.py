@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from esclab.augment import build_mixup, build_spec_augment
+from esclab.augment import build_level_mix, build_mixup, build_spec_augment
 from esclab.config import AugmentConfig, TrainConfig
 from esclab.evaluate.tta import tta_probabilities
 from esclab.features.frontend import Standardize
@@ -36,13 +36,15 @@ class ClassifierModule(L.LightningModule):
         input_size: ``(n_mels, frames)`` of the features (the feature config states it; models sized for
             their input are built for it).
         pretrained_partial: accept pretrained weights that fill only part of the body.
+        frozen_inputs: the data are cached outputs of the model's frozen layers, not log-mels
+            (:mod:`esclab.train.frozen`).
     """
 
     def __init__(self, model_name: str, num_classes: int, model_kwargs: dict[str, Any] | None = None,
                  pretrained: str | None = None, train: dict[str, Any] | None = None,
                  augment: dict[str, Any] | None = None, norm_mean: torch.Tensor | None = None,
                  norm_std: torch.Tensor | None = None, input_size: tuple[int, int | None] | None = None,
-                 pretrained_partial: bool = False):
+                 pretrained_partial: bool = False, frozen_inputs: bool = False):
         super().__init__()
         self.save_hyperparameters(ignore=["norm_mean", "norm_std"])
         self.train_cfg = TrainConfig(**(train or {}))
@@ -53,6 +55,8 @@ class ClassifierModule(L.LightningModule):
         self.standardize = Standardize(norm_mean, norm_std)
         self.spec_augment = build_spec_augment(self.augment_cfg)
         self.mixup = build_mixup(self.augment_cfg)
+        self.level_mix = build_level_mix(self.augment_cfg)
+        self.frozen_inputs = frozen_inputs
         self.num_classes = num_classes
         self.l2_in_loss = penalty_in_loss(self.model, self.train_cfg.optimizer)
         # Accuracy over the epoch, accumulated (and synchronised across devices) by torchmetrics.
@@ -67,7 +71,7 @@ class ClassifierModule(L.LightningModule):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """The model on what the data module serves: log-mels, or its frozen layers' outputs when it has them."""
         x = self._layout(x)
-        return self.model.forward_from_frozen(x) if self.model.frozen_blocks else self.model(x)
+        return self.model.forward_from_frozen(x) if self.frozen_inputs else self.model(x)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(B, 1, M, T)`` log-mel (unstandardised, as cached) -> logits ``(B, num_classes)``; for a model with
@@ -76,8 +80,11 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         spec, target = batch
-        spec = self.spec_augment(self.standardize(spec))  # with frozen layers: on their output maps
         soft = F.one_hot(target, self.num_classes).float()
+        spec = self.standardize(spec)
+        if self.level_mix is not None:  # two clips at once, at the signal level (Kaldi log-mels)
+            spec, soft = self.level_mix(spec, soft)
+        spec = self.spec_augment(spec)  # with cached frozen layers: on their output maps
         if self.mixup is not None:
             spec, soft = self.mixup(spec, soft)
         logits = self._logits(spec)
