@@ -28,27 +28,28 @@ default to paths next to this repository.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-
-from esclab.config import load_config
-from esclab.data.prepare import PreparedData, prepare_data
-from esclab.models import create_model
-from esclab.train.probe import fit_probe, linear_head_of
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-CONFIG = REPO / "configs" / "experiment" / "mn04_probe.yaml"
-INNER_FOLDS = (2, 3, 4, 5)
-NUM_CLASSES = 50
-BATCH = 32
+from common import (
+    BATCH,
+    PATHS,
+    accuracy,
+    adam_with_schedule,
+    create_mn04,
+    fit_inner_probe,
+    mixup,
+    one_hot,
+    parse_training_options,
+    roll_each,
+    set_head_from_probe,
+    start_training,
+    train_mode,
+    train_step,
+)
 
 DEFAULTS = {
     "start": 5,  # index of the first trainable layer; the layers before it are frozen and cached
@@ -65,10 +66,7 @@ DEFAULTS = {
     "val": 5,  # validation fold; the other folds of 2-5 train
     "tag": "",  # label printed in front of every epoch line
     "pc": 1.0,  # the probe's C (inverse L2 strength)
-    "data": SHARED / "esc50",
-    "cache": REPO / "cache" / "features",
-    "weights": SHARED / "pretrained" / "mn04_as_mAP_432.pt",
-    "scratch": Path("/tmp/esclab_finetune_selection"),
+    **PATHS,
 }
 
 
@@ -77,33 +75,7 @@ def parse_options(argv: list[str]) -> SimpleNamespace:
 
     Keys that ``DEFAULTS`` does not know are ignored, as they always were, with a note on stderr.
     """
-    options = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise SystemExit(f"arguments are key=value, got {arg!r}")
-        if key not in DEFAULTS:
-            print(f"ignoring unknown key {key!r}", file=sys.stderr)
-            continue
-        default = DEFAULTS[key]
-        options[key] = float(value) if default is None else type(default)(value)
-    if options["headlr"] is None:
-        options["headlr"] = options["lr"]
-    if options["val"] not in INNER_FOLDS:
-        raise SystemExit(f"val must be one of the inner folds {INNER_FOLDS}, got {options['val']}")
-    return SimpleNamespace(**options)
-
-
-def load_data(root: Path, cache_dir: Path) -> PreparedData:
-    """ESC-50's clip table and cached log-mels, with mn04_probe's front end."""
-    cfg = load_config(CONFIG, [f"data.root={root}", f"features.cache_dir={cache_dir}"])
-    return prepare_data(cfg, progress=False)
-
-
-def inner_split(folds: np.ndarray, val_fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training clips (the inner folds but ``val_fold``) and of the validation clips."""
-    train_folds = [fold for fold in INNER_FOLDS if fold != val_fold]
-    return np.flatnonzero(np.isin(folds, train_folds)), np.flatnonzero(folds == val_fold)
+    return SimpleNamespace(**parse_training_options(argv, DEFAULTS))
 
 
 def run_prefix(model: torch.nn.Module, start: int, specs: torch.Tensor) -> torch.Tensor:
@@ -155,39 +127,7 @@ def evaluate(model: torch.nn.Module, start: int, maps: torch.Tensor, val_idx: np
     with torch.inference_mode():
         logits = torch.cat([model.classifier(model.features[start:](maps[val_idx[i:i + 128]]))
                             for i in range(0, len(val_idx), 128)])
-    return float((logits.argmax(1).numpy() == targets[val_idx]).mean())
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, steps_per_epoch: int,
-                  epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule: linear warm-up over the first epoch, then cosine decay to zero at the end."""
-    total = epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        return min(1.0, (step + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def roll_each(x: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
-    """Roll every item of the batch ``x`` along its last (time) axis by its own shift."""
-    return torch.stack([torch.roll(x[j], int(shifts[j]), dims=-1) for j in range(len(x))])
-
-
-def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float,
-          gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each item with a random partner of the batch, weight ~ Beta(alpha, alpha) per item."""
-    lam = torch.distributions.Beta(alpha, alpha).sample((len(x),))
-    perm = torch.randperm(len(x), generator=gen)
-    lam_x = lam.view(-1, *[1] * (x.dim() - 1))
-    return lam_x * x + (1 - lam_x) * x[perm], lam[:, None] * target + (1 - lam[:, None]) * target[perm]
-
-
-def set_batchnorm_eval(model: torch.nn.Module) -> None:
-    """Put every BatchNorm of ``model`` in eval mode (running statistics used, not updated)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.eval()
+    return accuracy(logits, targets[val_idx])
 
 
 def train_epoch(model: torch.nn.Module, maps: torch.Tensor, train_idx: np.ndarray, targets: np.ndarray,
@@ -196,10 +136,8 @@ def train_epoch(model: torch.nn.Module, maps: torch.Tensor, train_idx: np.ndarra
                 gen: torch.Generator) -> float:
     """One pass over the training clips, each as a random one of its ``(V + 1)`` cached maps in ``maps``;
     returns the mean training loss."""
-    model.train()
+    train_mode(model, opts.bneval)
     model.features[:opts.start].eval()
-    if opts.bneval:
-        set_batchnorm_eval(model)
     order = rng.permutation(train_idx)
     variant = rng.integers(0, len(maps), len(order))
     total_loss = 0
@@ -208,27 +146,18 @@ def train_epoch(model: torch.nn.Module, maps: torch.Tensor, train_idx: np.ndarra
         hidden = maps[variant[i:i + BATCH], idx].clone()
         if opts.roll:
             hidden = roll_each(hidden, rng.integers(-opts.roll, opts.roll + 1, len(idx)))
-        target = F.one_hot(torch.from_numpy(targets[idx]), NUM_CLASSES).float()
+        target = one_hot(targets[idx])
         if opts.mixup > 0:
             hidden, target = mixup(hidden, target, opts.mixup, gen)
         logits = model.classifier(model.features[opts.start:](hidden))
-        loss = F.cross_entropy(logits, target, label_smoothing=opts.ls)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += float(loss.detach()) * len(idx)
+        total_loss += train_step(logits, target, opts.ls, optimizer, scheduler) * len(idx)
     return total_loss / len(order)
 
 
 def main() -> None:
     opts = parse_options(sys.argv[1:])
-    torch.set_num_threads(2)
-    opts.scratch.mkdir(parents=True, exist_ok=True)
-    data = load_data(opts.data, opts.cache)
-    targets = data.table.clips["target"].to_numpy()
-    train_idx, val_idx = inner_split(data.table.clips["fold"].to_numpy(), opts.val)
-    model = create_model("mn04", num_classes=NUM_CLASSES, pretrained=str(opts.weights), head="linear")
+    data, targets, train_idx, val_idx = start_training(opts)
+    model = create_mn04(opts.weights, head="linear")
     model.eval()
     specs = torch.from_numpy(data.specs)
     rng = np.random.default_rng(0)
@@ -238,20 +167,15 @@ def main() -> None:
     print("prefix cache", time.time() - started, "s", tuple(clean.shape), flush=True)
 
     started = time.time()
-    probe = fit_probe(embed(model, opts.start, clean, train_idx), targets[train_idx], opts.pc, 42)
-    weight, bias = linear_head_of(probe)
+    probe = fit_inner_probe(embed(model, opts.start, clean, train_idx), targets[train_idx], opts.pc)
     probe_acc = float((probe.predict(embed(model, opts.start, clean, val_idx)) == targets[val_idx]).mean())
     print("probe val acc", probe_acc, round(time.time() - started, 1), "s", flush=True)
     if opts.head == "probe":
-        with torch.no_grad():
-            model.classifier[-1].weight.copy_(torch.from_numpy(weight))
-            model.classifier[-1].bias.copy_(torch.from_numpy(bias))
+        set_head_from_probe(model, probe)
     print("start val acc", evaluate(model, opts.start, clean, val_idx, targets), flush=True)
 
-    optimizer = torch.optim.Adam([{"params": list(model.features[opts.start:].parameters()), "lr": opts.lr},
-                                  {"params": model.classifier.parameters(), "lr": opts.headlr}],
-                                 weight_decay=opts.wd)
-    scheduler = warmup_cosine(optimizer, math.ceil(len(train_idx) / BATCH), opts.epochs)
+    optimizer, scheduler = adam_with_schedule(list(model.features[opts.start:].parameters()), model, opts,
+                                              len(train_idx))
     maps = torch.stack([clean, *variants])  # (V + 1, N, C, H, W)
     gen = torch.Generator().manual_seed(0)
     for epoch in range(opts.epochs):

@@ -21,26 +21,14 @@ default next to this repository); the others are the tags of the fine-tuned runs
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from common import PATHS, fit_inner_probe, inner_split, load_clips, parse_key_values
 
-from esclab.config import load_config
-from esclab.data.prepare import PreparedData, prepare_data
-from esclab.train.probe import fit_probe
+VAL_FOLD = 5  # the inner split trains on folds 2-4
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-CONFIG = REPO / "configs" / "experiment" / "mn04_probe.yaml"
-TRAIN_FOLDS = (2, 3, 4)
-VAL_FOLD = 5
-
-DEFAULTS = {
-    "data": SHARED / "esc50",
-    "cache": REPO / "cache" / "features",
-    "scratch": Path("/tmp/esclab_finetune_selection"),
-}
+DEFAULTS = {key: PATHS[key] for key in ("data", "cache", "scratch")}
 
 # probe embeddings: features of layer_feats.npz concatenated in this order
 EMBEDDINGS = {
@@ -54,37 +42,20 @@ def parse_args(argv: list[str]) -> tuple[SimpleNamespace, list[str]]:
 
     Unknown keys are ignored with a note on stderr.
     """
-    options = dict(DEFAULTS)
     tags = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            tags.append(arg)
-        elif key in DEFAULTS:
-            options[key] = Path(value)
-        else:
-            print(f"ignoring unknown key {key!r}", file=sys.stderr)
+    options = parse_key_values(argv, DEFAULTS, tags)
     return SimpleNamespace(**options), tags
-
-
-def load_data(root: Path, cache_dir: Path) -> PreparedData:
-    """ESC-50's clip table and cached log-mels, with mn04_probe's front end."""
-    cfg = load_config(CONFIG, [f"data.root={root}", f"features.cache_dir={cache_dir}"])
-    return prepare_data(cfg, progress=False)
 
 
 def main() -> None:
     opts, tags = parse_args(sys.argv[1:])
-    data = load_data(opts.data, opts.cache)
-    targets = data.table.clips["target"].to_numpy()
-    folds = data.table.clips["fold"].to_numpy()
+    _, targets, folds = load_clips(opts)
     feats = np.load(opts.scratch / "layer_feats.npz")
-    train_idx = np.flatnonzero(np.isin(folds, TRAIN_FOLDS))
-    val_idx = np.flatnonzero(folds == VAL_FOLD)
+    train_idx, val_idx = inner_split(folds, VAL_FOLD)
     val_targets = targets[val_idx]
     for name, keys in EMBEDDINGS.items():
         x = np.concatenate([feats[k] for k in keys], 1)
-        probe_probs = fit_probe(x[train_idx], targets[train_idx], 1.0, 42).predict_proba(x[val_idx])
+        probe_probs = fit_inner_probe(x[train_idx], targets[train_idx]).predict_proba(x[val_idx])
         print(name, "probe val", (probe_probs.argmax(1) == val_targets).mean())
         for tag in tags:
             tuned_probs = np.load(opts.scratch / f"valprobs_{tag}.npy")

@@ -31,7 +31,6 @@ default to paths next to this repository.
 from __future__ import annotations
 
 import copy
-import math
 import sys
 import time
 from pathlib import Path
@@ -39,19 +38,24 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from common import (
+    BATCH,
+    PATHS,
+    accuracy,
+    adam_with_schedule,
+    create_mn04,
+    fit_inner_probe,
+    mixup,
+    one_hot,
+    parse_training_options,
+    roll_each,
+    set_head_from_probe,
+    start_training,
+    train_mode,
+    train_step,
+)
 
-from esclab.config import load_config
-from esclab.data.prepare import PreparedData, prepare_data
-from esclab.models import create_model, prepare_for_inference
-from esclab.train.probe import fit_probe, linear_head_of
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-CONFIG = REPO / "configs" / "experiment" / "mn04_probe.yaml"
-INNER_FOLDS = (2, 3, 4, 5)
-NUM_CLASSES = 50
-BATCH = 32
+from esclab.models import prepare_for_inference
 
 DEFAULTS = {
     "start": 5,  # index of the first trainable layer; the layers before it are frozen
@@ -72,10 +76,7 @@ DEFAULTS = {
     "taps": "",  # comma-separated layers whose pooled maps join the embedding (linear head only)
     "pool": "mean",  # pooling of the maps into the embedding (mean or meanmax)
     "pc": 1.0,  # the probe's C (inverse L2 strength)
-    "data": SHARED / "esc50",
-    "cache": REPO / "cache" / "features",
-    "weights": SHARED / "pretrained" / "mn04_as_mAP_432.pt",
-    "scratch": Path("/tmp/esclab_finetune_selection"),
+    **PATHS,
 }
 
 
@@ -84,34 +85,9 @@ def parse_options(argv: list[str]) -> SimpleNamespace:
 
     Keys that ``DEFAULTS`` does not know are ignored, as they always were, with a note on stderr.
     """
-    options = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise SystemExit(f"arguments are key=value, got {arg!r}")
-        if key not in DEFAULTS:
-            print(f"ignoring unknown key {key!r}", file=sys.stderr)
-            continue
-        default = DEFAULTS[key]
-        options[key] = float(value) if default is None else type(default)(value)
-    if options["headlr"] is None:
-        options["headlr"] = options["lr"]
-    if options["val"] not in INNER_FOLDS:
-        raise SystemExit(f"val must be one of the inner folds {INNER_FOLDS}, got {options['val']}")
+    options = parse_training_options(argv, DEFAULTS)
     options["taps"] = [int(tap) for tap in options["taps"].split(",") if tap]
     return SimpleNamespace(**options)
-
-
-def load_data(root: Path, cache_dir: Path) -> PreparedData:
-    """ESC-50's clip table and cached log-mels, with mn04_probe's front end."""
-    cfg = load_config(CONFIG, [f"data.root={root}", f"features.cache_dir={cache_dir}"])
-    return prepare_data(cfg, progress=False)
-
-
-def inner_split(folds: np.ndarray, val_fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training clips (the inner folds but ``val_fold``) and of the validation clips."""
-    train_folds = [fold for fold in INNER_FOLDS if fold != val_fold]
-    return np.flatnonzero(np.isin(folds, train_folds)), np.flatnonzero(folds == val_fold)
 
 
 def run_frozen(frozen: torch.nn.Module, specs: torch.Tensor) -> torch.Tensor:
@@ -129,10 +105,7 @@ def init_head_from_probe(model: torch.nn.Module, frozen: torch.nn.Module, specs:
     with torch.inference_mode():
         embeddings = torch.cat([frozen.forward_features_from_frozen(maps[i:i + 128])
                                 for i in range(0, len(maps), 128)]).numpy()
-    weight, bias = linear_head_of(fit_probe(embeddings, targets, c, 42))
-    with torch.no_grad():
-        model.classifier[-1].weight.copy_(torch.from_numpy(weight))
-        model.classifier[-1].bias.copy_(torch.from_numpy(bias))
+    set_head_from_probe(model, fit_inner_probe(embeddings, targets, c))
 
 
 def evaluate(model: torch.nn.Module, val_maps: torch.Tensor, val_targets: np.ndarray,
@@ -144,18 +117,7 @@ def evaluate(model: torch.nn.Module, val_maps: torch.Tensor, val_targets: np.nda
         logits = torch.cat([model.forward_from_frozen(val_maps[i:i + 128])
                             for i in range(0, len(val_maps), 128)])
     np.save(probs_path, torch.softmax(logits, 1).numpy())
-    return float((logits.argmax(1).numpy() == val_targets).mean())
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, steps_per_epoch: int,
-                  epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule: linear warm-up over the first epoch, then cosine decay to zero at the end."""
-    total = epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        return min(1.0, (step + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return accuracy(logits, val_targets)
 
 
 def to_power(logmel: torch.Tensor) -> torch.Tensor:
@@ -166,11 +128,6 @@ def to_power(logmel: torch.Tensor) -> torch.Tensor:
 def to_logmel(power: torch.Tensor) -> torch.Tensor:
     """Mel power to EfficientAT's normalised log-mel."""
     return (torch.log(power + 1e-5) + 4.5) / 5
-
-
-def roll_each(x: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
-    """Roll every item of the batch ``x`` along its last (time) axis by its own shift."""
-    return torch.stack([torch.roll(x[j], int(shifts[j]), dims=-1) for j in range(len(x))])
 
 
 def mix_power(power: torch.Tensor, target: torch.Tensor, share: float, rng: np.random.Generator,
@@ -184,15 +141,6 @@ def mix_power(power: torch.Tensor, target: torch.Tensor, share: float, rng: np.r
     mixed_target = lam[:, None] * target + (1 - lam[:, None]) * target[perm]
     power = torch.where(chosen[:, None, None], mixed, power)
     return power, torch.where(chosen[:, None], mixed_target, target)
-
-
-def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float,
-          gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each item with a random partner of the batch, weight ~ Beta(alpha, alpha) per item."""
-    lam = torch.distributions.Beta(alpha, alpha).sample((len(x),))
-    perm = torch.randperm(len(x), generator=gen)
-    lam_x = lam.view(-1, *[1] * (x.dim() - 1))
-    return lam_x * x + (1 - lam_x) * x[perm], lam[:, None] * target + (1 - lam[:, None]) * target[perm]
 
 
 def augment(specs: torch.Tensor, target: torch.Tensor, opts: SimpleNamespace, rng: np.random.Generator,
@@ -212,48 +160,30 @@ def augment(specs: torch.Tensor, target: torch.Tensor, opts: SimpleNamespace, rn
     return x, target
 
 
-def set_batchnorm_eval(model: torch.nn.Module) -> None:
-    """Put every BatchNorm of ``model`` in eval mode (running statistics used, not updated)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.eval()
-
-
 def train_epoch(model: torch.nn.Module, frozen: torch.nn.Module, specs: torch.Tensor, train_idx: np.ndarray,
                 targets: np.ndarray, opts: SimpleNamespace, optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, rng: np.random.Generator,
                 gen: torch.Generator) -> float:
     """One pass over the training clips, augmented afresh; returns the mean training loss."""
-    model.train()
-    if opts.bneval:
-        set_batchnorm_eval(model)
+    train_mode(model, opts.bneval)
     order = rng.permutation(train_idx)
     total_loss = 0
     for i in range(0, len(order), BATCH):
         idx = order[i:i + BATCH]
-        target = F.one_hot(torch.from_numpy(targets[idx]), NUM_CLASSES).float()
+        target = one_hot(targets[idx])
         x, target = augment(specs[idx], target, opts, rng, gen)
         with torch.inference_mode():
             hidden = frozen.forward_frozen(x.unsqueeze(1))
-        loss = F.cross_entropy(model.forward_from_frozen(hidden.clone()), target, label_smoothing=opts.ls)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += float(loss.detach()) * len(idx)
+        logits = model.forward_from_frozen(hidden.clone())
+        total_loss += train_step(logits, target, opts.ls, optimizer, scheduler) * len(idx)
     return total_loss / len(order)
 
 
 def main() -> None:
     opts = parse_options(sys.argv[1:])
-    torch.set_num_threads(2)
-    opts.scratch.mkdir(parents=True, exist_ok=True)
-    data = load_data(opts.data, opts.cache)
-    targets = data.table.clips["target"].to_numpy()
-    train_idx, val_idx = inner_split(data.table.clips["fold"].to_numpy(), opts.val)
-    model = create_model("mn04", num_classes=NUM_CLASSES, pretrained=str(opts.weights),
-                         head="mlp" if opts.head == "mlp" else "linear", frozen_blocks=opts.start,
-                         taps=opts.taps, pool=opts.pool)
+    data, targets, train_idx, val_idx = start_training(opts)
+    model = create_mn04(opts.weights, head="mlp" if opts.head == "mlp" else "linear", frozen_blocks=opts.start,
+                        taps=opts.taps, pool=opts.pool)
     specs = torch.from_numpy(data.specs)
     # a BatchNorm-folded copy of the pretrained network: its frozen layers run on every batch, and its whole
     # body embeds the training clips for the probe
@@ -268,10 +198,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)
     body = [p for p in model.features.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam([{"params": body, "lr": opts.lr},
-                                  {"params": model.classifier.parameters(), "lr": opts.headlr}],
-                                 weight_decay=opts.wd)
-    scheduler = warmup_cosine(optimizer, math.ceil(len(train_idx) / BATCH), opts.epochs)
+    optimizer, scheduler = adam_with_schedule(body, model, opts, len(train_idx))
     for epoch in range(opts.epochs):
         started = time.time()
         loss = train_epoch(model, frozen, specs, train_idx, targets, opts, optimizer, scheduler, rng, gen)

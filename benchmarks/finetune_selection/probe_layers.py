@@ -23,30 +23,18 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+from common import INNER_FOLDS, PATHS, create_mn04, fit_inner_probe, parse_key_values, start_run
 
-from esclab.config import load_config
-from esclab.data.prepare import PreparedData, prepare_data
-from esclab.models import create_model, prepare_for_inference
-from esclab.train.probe import fit_probe
+from esclab.models import prepare_for_inference
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-CONFIG = REPO / "configs" / "experiment" / "mn04_probe.yaml"
-INNER_FOLDS = (2, 3, 4, 5)
 TEST_FOLD = 1
 TAPS = (11, 13, 15)  # layers whose mean and max pooled maps are kept
 
-DEFAULTS = {
-    "data": SHARED / "esc50",
-    "cache": REPO / "cache" / "features",
-    "weights": SHARED / "pretrained" / "mn04_as_mAP_432.pt",
-    "scratch": Path("/tmp/esclab_finetune_selection"),
-}
+DEFAULTS = dict(PATHS)
 
 # candidate embeddings: the saved features concatenated in this order
 CANDIDATES = {
@@ -62,22 +50,7 @@ CANDIDATES = {
 
 def parse_options(argv: list[str]) -> SimpleNamespace:
     """``key=value`` arguments over ``DEFAULTS`` (paths); unknown keys are ignored with a note on stderr."""
-    options = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise SystemExit(f"arguments are key=value, got {arg!r}")
-        if key not in DEFAULTS:
-            print(f"ignoring unknown key {key!r}", file=sys.stderr)
-            continue
-        options[key] = Path(value)
-    return SimpleNamespace(**options)
-
-
-def load_data(root: Path, cache_dir: Path) -> PreparedData:
-    """ESC-50's clip table and cached log-mels, with mn04_probe's front end."""
-    cfg = load_config(CONFIG, [f"data.root={root}", f"features.cache_dir={cache_dir}"])
-    return prepare_data(cfg, progress=False)
+    return SimpleNamespace(**parse_key_values(argv, DEFAULTS))
 
 
 def layer_features(model: torch.nn.Module, specs: np.ndarray) -> dict[str, np.ndarray]:
@@ -106,19 +79,15 @@ def inner_cv_accuracies(x: np.ndarray, targets: np.ndarray, folds: np.ndarray) -
     for val_fold in INNER_FOLDS:
         train_idx = np.flatnonzero(~np.isin(folds, [TEST_FOLD, val_fold]))
         val_idx = np.flatnonzero(folds == val_fold)
-        probe = fit_probe(x[train_idx], targets[train_idx], 1.0, 42)
+        probe = fit_inner_probe(x[train_idx], targets[train_idx])
         accuracies.append((probe.predict(x[val_idx]) == targets[val_idx]).mean())
     return accuracies
 
 
 def main() -> None:
     opts = parse_options(sys.argv[1:])
-    torch.set_num_threads(2)
-    opts.scratch.mkdir(parents=True, exist_ok=True)
-    data = load_data(opts.data, opts.cache)
-    targets = data.table.clips["target"].to_numpy()
-    folds = data.table.clips["fold"].to_numpy()
-    model = create_model("mn04", num_classes=527, pretrained=str(opts.weights), head="mlp")
+    data, targets, folds = start_run(opts)
+    model = create_mn04(opts.weights, num_classes=527, head="mlp")
     model = prepare_for_inference(model)
 
     started = time.time()

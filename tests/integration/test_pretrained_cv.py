@@ -211,3 +211,7 @@ def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: P
     assert [m["mode"] for m in saved.model.kwargs["members"]] == ["probe", "fit"]
     with pytest.raises(EnsembleError, match="already holds a run"):
         ensemble_runs([probe_run.out, tmp_path / "fit"], tmp_path / "ens")
+    from esclab.evaluate.report import ReportOptions, build_report
+
+    report = build_report(tmp_path / "ens", options=ReportOptions(robustness_clips=2, max_gallery=2, max_heatmaps=2))
+    assert report.html.is_file() and "mn04_probe+mn04_finetune" in report.html.read_text()

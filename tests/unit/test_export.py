@@ -63,3 +63,30 @@ def test_onnx_waveform_graph_includes_the_front_end(bundle: Bundle, tmp_path: Pa
 def test_torchscript_matches_pytorch(bundle: Bundle, tmp_path: Path):
     result = export_bundle(bundle, tmp_path / "model.pt", fmt="torchscript")
     assert result.max_abs_diff <= 1e-4 and result.path.stat().st_size > 0
+
+
+def test_an_ensemble_bundle_exports_and_predicts_as_one_model(tmp_path: Path):
+    """An ensemble run's bundle (two members) exports to ONNX with the same outputs as in PyTorch."""
+    from esclab.bundle import save_bundle
+    from esclab.config import AudioConfig, FeatureConfig
+    from esclab.inference.predictor import Predictor
+    from esclab.models import create_model
+
+    torch.manual_seed(0)
+    members = [{"name": "paper_cnn", "kwargs": {"channels": [4, 8, 8], "dense_units": [8]}},
+               {"name": "paper_cnn", "kwargs": {"channels": [4, 4, 8], "dense_units": [8]}}]
+    model = create_model("ensemble", num_classes=3, input_size=(32, 60), members=members, weights=[1.0, 2.0]).eval()
+    path = save_bundle(tmp_path / "model.ckpt", model, "ensemble", {"members": members, "weights": [1.0, 2.0]},
+                       ["a", "b", "c"], AudioConfig(sample_rate=8000, duration=1.0),
+                       FeatureConfig(n_mels=32, n_fft=256, hop_length=128, frames=60))
+    bundle = load_bundle(path)
+    waves = torch.from_numpy(np.stack([tone(440, 1.0), tone(1500, 1.0)]))
+    with torch.no_grad():
+        parts = [torch.softmax(m(bundle.frontend(waves)), dim=1) for m in bundle.model.members]
+    torch.testing.assert_close(torch.softmax(bundle.logits(waves), dim=1), (parts[0] + 2 * parts[1]) / 3)
+    result = export_bundle(bundle, tmp_path / "ensemble.onnx", waveform=True)
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"waveform": waves.numpy()})
+    np.testing.assert_allclose(logits, bundle.logits(waves).numpy(), atol=1e-4)
+    probabilities = Predictor.from_checkpoint(path).probabilities([w.numpy() for w in waves])
+    np.testing.assert_allclose(probabilities, torch.softmax(bundle.logits(waves), dim=1).numpy(), atol=1e-5)
