@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 
+@pytest.mark.slow  # spawns two Lightning processes (~20 s on 2 cores); `make test-all` runs it
 def test_cv_with_two_ddp_processes(tiny_overrides, tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "esclab.cli", "-v", "cv", "--config", "configs/experiment/paper_cnn.yaml",

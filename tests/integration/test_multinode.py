@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -20,6 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # spawns two Lightning processes (~14 s on 2 cores); `make test-all` runs it
 def test_two_nodes_one_process_each(tiny_overrides, tmp_path):
     port = free_port()
     procs = []

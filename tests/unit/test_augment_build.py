@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from esclab.augment import (
+    LEVEL_TRANSFORMS,
     SPECTROGRAM_TRANSFORMS,
     WAVEFORM_TRANSFORMS,
     AddWhiteNoise,
@@ -17,6 +18,7 @@ from esclab.augment import (
     Mixup,
     SpecAugment,
     TimeShift,
+    build_level_mix,
     build_mixup,
     build_spec_augment,
     build_waveform_augment,
@@ -29,9 +31,12 @@ SR = 22050
 
 
 def load_preset(name: str, tmp_path: Path) -> AugmentConfig:
-    """Compose the preset the way an experiment does: ``defaults: {augment: name}``."""
+    """Compose the preset the way an experiment does: ``defaults: {augment: name}`` (with the Kaldi front end
+    at 32 kHz where the preset changes the level, which only Kaldi log-mels keep)."""
     experiment = tmp_path / "experiment.yaml"
-    experiment.write_text(f"defaults:\n  augment: {name}\n")
+    level = "level_" in (CONFIGS / "augment" / f"{name}.yaml").read_text()
+    frontend = "  features: kaldi_logmel_32k\naudio:\n  sample_rate: 32000\n" if level else ""
+    experiment.write_text(f"defaults:\n  augment: {name}\n{frontend}")
     return load_config(experiment, configs_root=CONFIGS).augment
 
 
@@ -48,6 +53,10 @@ def test_every_preset_builds_and_runs(name, tmp_path):
         out = wave_augment(clip, np.random.default_rng(0))
         assert out.shape == clip.shape and out.dtype == np.float32 and np.isfinite(out).all()
     x = torch.rand(4, 1, 32, 40) * -80
+    if cfg.level_mix_p > 0 or "level_gain" in cfg.spectrogram:  # Kaldi log-mels: (ln(power + 1e-5) + 4.5) / 5
+        x = torch.rand(4, 1, 32, 40) * 2 - 1
+        mixed, soft = build_level_mix(cfg)(x, torch.eye(4), torch.Generator().manual_seed(0))
+        assert mixed.shape == x.shape and torch.isfinite(mixed).all() and torch.allclose(soft.sum(1), torch.ones(4))
     out = spec_augment.train()(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert spec_augment.eval()(x) is x
@@ -66,7 +75,9 @@ def test_none_preset_builds_nothing(tmp_path):
 def test_strong_preset_uses_every_transform(tmp_path):
     cfg = load_preset("strong", tmp_path)
     assert set(cfg.waveform) == set(WAVEFORM_TRANSFORMS)
-    assert set(cfg.spectrogram) == set(SPECTROGRAM_TRANSFORMS)
+    # all but the transforms added for the AudioSet MobileNets after the preset: the level ones need Kaldi
+    # log-mels, and time_roll is EfficientAT's
+    assert set(cfg.spectrogram) == set(SPECTROGRAM_TRANSFORMS) - LEVEL_TRANSFORMS - {"time_roll"}
     assert cfg.bank_size > 0 and isinstance(build_mixup(cfg), Mixup)
 
 
@@ -87,7 +98,8 @@ def test_sample_rate_goes_to_the_transforms_that_need_it():
 
 
 def test_spec_augment_is_a_module_in_the_fixed_order():
-    module = build_spec_augment(AugmentConfig(spectrogram={"time_mask": {}, "affine": {}, "freq_mask": {}}))
+    names = {"time_mask": {}, "affine": {}, "freq_mask": {}, "time_roll": {}, "level_gain": {}}
+    module = build_spec_augment(AugmentConfig(spectrogram=names))
     assert isinstance(module, SpecAugment) and isinstance(module, torch.nn.Module)
     assert [type(t) for t in module.transforms.transforms] == list(SPECTROGRAM_TRANSFORMS.values())
 
@@ -97,7 +109,7 @@ def test_spec_augment_is_a_module_in_the_fixed_order():
      r"augment.waveform: unknown transform\(s\) \['reverb'\]; valid: \['gain', 'pitch_shift'"),
     (AugmentConfig(spectrogram={"cutout": {}}),
      r"augment.spectrogram: unknown transform\(s\) \['cutout'\]; "
-     r"valid: \['affine', 'freq_mask', 'time_mask'\]"),
+     r"valid: \['affine', 'freq_mask', 'level_gain', 'time_mask', 'time_roll'\]"),
     (AugmentConfig(waveform={"gain": {"max_gain": 3}}),
      r"augment.waveform.gain: unknown argument\(s\) \['max_gain'\]; valid: \['min_db', 'max_db', 'p'\]"),
     (AugmentConfig(waveform={"time_stretch": {"sample_rate": 8000}}),

@@ -33,8 +33,9 @@ def test_every_group_file_builds(group, tmp_path):
         # EfficientAT's front end reads up to 15 kHz: it is built at the 32 kHz its weights were trained at,
         # and a model file naming EfficientAT's weights takes their front end (their contract, esclab.weights).
         text = f.read_text()
-        audio = "audio:\n  sample_rate: 32000\n" if "kind: kaldi_logmel" in text or "efficientat:" in text else ""
-        features = "  features: kaldi_logmel_32k\n" if "efficientat:" in text else ""
+        kaldi = "efficientat:" in text or "level_" in text  # weights' contract, or level augmentation
+        audio = "audio:\n  sample_rate: 32000\n" if "kind: kaldi_logmel" in text or kaldi else ""
+        features = "  features: kaldi_logmel_32k\n" if kaldi else ""
         exp.write_text(f"name: x\ndefaults:\n  {group}: {f.stem}\n{features}{audio}")
         load_config(exp, configs_root=CONFIGS)
 

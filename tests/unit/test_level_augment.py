@@ -38,13 +38,20 @@ def test_level_mix_adds_the_powers_of_two_clips_and_mixes_their_targets():
     a, b = noise(2), noise(3)
     x = torch.cat([frontend(a), frontend(b)])
     y = torch.eye(2)
-    mixed, soft = LevelMix(p=1.0, alpha=2.0)(x, y, torch.Generator().manual_seed(0))
-    lam = soft[0, 0].item()
-    assert 0 < lam < 1 and soft[0].sum().item() == pytest.approx(1.0)
-    if lam != 1.0 and soft[0, 1] > 0:  # the first clip got the second as its partner
+    checked = 0
+    for seed in range(20):  # draws whose partner is the other clip (a clip mixed with itself stays itself)
+        mixed, soft = LevelMix(p=1.0, alpha=2.0)(x, y, torch.Generator().manual_seed(seed))
+        assert torch.allclose(soft.sum(dim=1), torch.ones(2))
+        if soft[0, 1] <= 0:
+            continue
+        lam = soft[0, 0].item()
         expected = frontend(lam * a + (1 - lam) * b)
-        # white noises are uncorrelated: the mixture's power is the weighted sum, up to their cross term
-        assert (mixed[0] - expected[0]).abs().mean().item() < 0.02
+        # white noises are uncorrelated: the mixture's power is the weighted sum, up to their cross term,
+        # which averages out over the bands of a frame but not in each bin
+        per_frame = (mixed[0].mean(dim=-2) - expected[0].mean(dim=-2)).abs().mean().item()
+        assert per_frame < 0.05 and (mixed[0] - expected[0]).abs().mean().item() < 0.1
+        checked += 1
+    assert checked >= 3
     untouched, same = LevelMix(p=0.0)(x, y)
     assert torch.equal(untouched, x) and torch.equal(same, y)
 
