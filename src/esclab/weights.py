@@ -177,7 +177,7 @@ def search_dirs() -> list[Path]:
     dirs = [Path(os.environ[ENV_VAR]).expanduser()] if os.environ.get(ENV_VAR) else []
     if shared_dir().is_dir():
         dirs.append(shared_dir())
-    return [*dirs, cache_dir()]
+    return [d.resolve() for d in (*dirs, cache_dir())]  # resolved: a symlinked ../shared names its target
 
 
 def sha256_file(path: Path) -> str:
