@@ -20,8 +20,8 @@ import torch
 from esclab.bundle import load_bundle
 from esclab.config import load_config_file
 from esclab.data import load_dataset
-from esclab.evaluate.tta import tta_probabilities
 from esclab.features.cache import FeatureCache
+from esclab.tta import tta_probabilities
 
 
 def fold_accuracy(bundle_path: Path, specs: torch.Tensor, target: np.ndarray, n_views: int,

@@ -14,11 +14,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DATA = Path(__file__).parent / "data"
+#: The EfficientAT mn04 AudioSet weights in the shared folder beside the checkout (absent elsewhere).
+SHARED_MN04 = Path(__file__).resolve().parents[1].parent / "shared" / "pretrained" / "mn04_as_mAP_432.pt"
 
 
 def tone(freq: float, seconds: float = 1.0, sr: int = 8000, amp: float = 0.5, phase: float = 0.0) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     return (amp * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def shared_mn04() -> Path:
+    """The shared mn04 weight file (:data:`SHARED_MN04`); a test asking for it is skipped where it is absent."""
+    if not SHARED_MN04.is_file():
+        pytest.skip(f"shared weight file {SHARED_MN04} is not on this disk")
+    return SHARED_MN04
 
 
 @pytest.fixture

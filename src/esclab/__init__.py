@@ -1,3 +1,3 @@
 """esclab: environmental sound classification toolkit."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

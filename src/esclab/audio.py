@@ -12,11 +12,12 @@ import soundfile as sf
 import soxr
 
 from esclab.config import DEFAULT_SAMPLE_RATE
+from esclab.errors import EsclabError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class AudioDecodeError(RuntimeError):
+class AudioDecodeError(EsclabError, RuntimeError):
     """A file could not be turned into a usable waveform; the message names the file and why."""
 
 

@@ -15,13 +15,15 @@ from torch import nn
 
 from esclab import __version__
 from esclab.config import AudioConfig, FeatureConfig
+from esclab.errors import EsclabError
 from esclab.features.frontend import Standardize, build_frontend
+from esclab.fsutil import atomic_write
 from esclab.models import EscModel, create_model
 
 BUNDLE_FORMAT = "esclab-bundle/1"
 
 
-class BundleError(ValueError):
+class BundleError(EsclabError, ValueError):
     """The file is not a readable esclab bundle; the message says why."""
 
 
@@ -68,13 +70,9 @@ def save_bundle(path: str | Path, model: EscModel, model_name: str, model_kwargs
         "norm_std": standardize.std.flatten().cpu() if standardize is not None and standardize.enabled else None,
         "state_dict": state,
         "metrics": dict(metrics or {}),
+        "classifier_reset": bool(getattr(model, "classifier_reset", False)),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_bundle(path: str | Path, map_location: str = "cpu") -> Bundle:
@@ -93,10 +91,11 @@ def load_bundle(path: str | Path, map_location: str = "cpu") -> Bundle:
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: not an esclab bundle (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
     features = FeatureConfig(**payload["features"])
-    # Bundles written before the input size lived only in the feature config carry it in model_kwargs.
-    kwargs = {k: v for k, v in payload["model_kwargs"].items() if k not in ("input_size", "n_mels")}
+    kwargs = dict(payload["model_kwargs"])
     model = create_model(payload["model_name"], num_classes=payload["num_classes"], input_size=features.input_size,
                          **kwargs)
+    if payload.get("classifier_reset"):  # the head was replaced by one Linear (a probe's) before saving
+        model.reset_classifier(payload["num_classes"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:

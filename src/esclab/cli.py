@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from esclab import __version__
+from esclab.errors import EsclabError
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -26,7 +28,8 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
 
 
 def _experiment_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="configs/experiment/paper_cnn.yaml", help="experiment YAML")
+    p.add_argument("--config", default="paper_cnn",
+                   help="experiment YAML, or the name of a packaged experiment (e.g. mn04_probe; default paper_cnn)")
     p.add_argument("--data", help="dataset folder (sets data.root; default $ESCLAB_DATA or ./data/ESC-50)")
     p.add_argument("--folds", help="comma-separated folds to run, e.g. 1,2")
     p.add_argument("--allow-missing", action="store_true",
@@ -84,9 +87,17 @@ def cmd_cv(args: argparse.Namespace) -> int:
           f"clip(s); results in {result.out_dir}", flush=True)
     for warning in s.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    if not args.no_report:
-        _build_report_after_run(result.out_dir, args.robustness_clips or None)
+    _finish_run(result.out_dir, args)
     return 0
+
+
+def _finish_run(run_dir: Path, args: argparse.Namespace) -> None:
+    """The run's pictures, then (unless ``--no-report``) its HTML report."""
+    from esclab.evaluate.run_figures import draw_run_figures
+
+    draw_run_figures(run_dir)
+    if not args.no_report:
+        _build_report_after_run(run_dir, args.robustness_clips or None)
 
 
 def _build_report_after_run(run_dir, robustness_clips: int | None) -> None:
@@ -146,60 +157,73 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _scoring_args(p: argparse.ArgumentParser, top_k: int, window: str) -> None:
+    """The arguments of ``predict`` and ``tag``: what to score, how many classes, the windows of ``--long``."""
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("--top-k", type=_positive_int, default=top_k, help=f"classes per row (default {top_k})")
+    p.add_argument("--window", type=float, help=f"--long window in seconds (default: {window})")
+    p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
+    p.add_argument("--workers", type=_positive_int, help="threads that decode and score (default: CPUs, at most 8)")
+
+
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="bundle .ckpt, or a run folder (uses its best fold)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
-    p.add_argument("--top-k", type=_positive_int, default=3, help="classes per row (default 3)")
+    _scoring_args(p, top_k=3, window="the model's clip length")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"),
                    help="output; with --long, table and csv list merged segments, json also every window")
     p.add_argument("--long", action="store_true", help="sliding windows over whole recordings")
-    p.add_argument("--window", type=float, help="--long window in seconds (default: the model's clip length)")
-    p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
     p.add_argument("--plot", metavar="DIR", help="--long: write a timeline PNG per file to DIR")
-    p.add_argument("--workers", type=_positive_int, help="decoding threads (default: CPUs, at most 8)")
+
+
+def _score_paths(scorer, args: argparse.Namespace, plot_dir: str | None = None) -> list:
+    """``args.paths`` scored by ``scorer`` (an ``esclab.inference.Scorer``): one ``Prediction`` per file.
+
+    Progress, then a count and rate line, go to stderr, so stdout stays data.
+    """
+    from esclab.inference import collect_audio_files, predict_paths
+    from esclab.progress import Progress
+
+    files = collect_audio_files(args.paths)
+    unit = "file" if args.long else "clip"
+    with Progress(len(files), args.command, every_s=5.0, unit=unit) as progress:
+        results = predict_paths(scorer, files, args.top_k, args.long, args.window, args.hop, plot_dir,
+                                args.workers, lambda _result: progress.update())
+    failed = sum(r.error is not None for r in results)
+    print(f"{args.command}: {len(results)} {unit}s ({failed} failed) in {progress.elapsed:.1f} s, "
+          f"{progress.rate:.1f} {unit}s/s", file=sys.stderr, flush=True)
+    return results
 
 
 @command("predict", "classify audio files with a trained model (progress and clips/s on stderr); exit 1 if any "
          "file failed", _predict_args)
 def cmd_predict(args: argparse.Namespace) -> int:
-    from esclab.inference import Predictor, collect_audio_files, predict_paths
+    from esclab.inference import Predictor
     from esclab.inference.results import format_results
-    from esclab.progress import Progress
 
     predictor = Predictor.from_checkpoint(args.checkpoint)
-    files = collect_audio_files(args.paths)
-    unit = "file" if args.long else "clip"
-    with Progress(len(files), "predict", every_s=5.0, unit=unit) as progress:  # stderr: stdout stays data
-        results = predict_paths(predictor, files, args.top_k, args.long, args.window, args.hop, args.plot,
-                                args.workers, lambda _result: progress.update())
-    failed = sum(r.error is not None for r in results)
-    print(f"predict: {len(results)} {unit}s ({failed} failed) in {progress.elapsed:.1f} s, "
-          f"{progress.rate:.1f} {unit}s/s", file=sys.stderr, flush=True)
-    print(format_results(results, args.format, args.long))
-    return int(failed > 0)
+    results = _score_paths(predictor, args, args.plot)
+    print(format_results(results, args.format, args.long, score=predictor.score_column))
+    return int(any(r.error is not None for r in results))
 
 
 def _tag_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
-    p.add_argument("--top-k", type=_positive_int, default=5, help="classes per file or window (default 5)")
+    _scoring_args(p, top_k=5, window="5")
     p.add_argument("--long", action="store_true", help="a timeline: sliding windows with their top classes")
-    p.add_argument("--window", type=float, default=5.0, help="--long window in seconds (default 5)")
-    p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
     p.add_argument("--weights", default="efficientat:mn04_as",
                    help="AudioSet weights by name (default efficientat:mn04_as; also mn10_as, mn40_as, ...)")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"),
                    help="output (default table); with --long, one row per window")
 
 
-@command("tag", "tag audio with AudioSet classes, no training (multi-label sigmoid scores); exit 1 if any "
-         "file failed", _tag_args)
+@command("tag", "tag audio with AudioSet classes, no training (multi-label sigmoid scores; progress and clips/s "
+         "on stderr); exit 1 if any file failed", _tag_args)
 def cmd_tag(args: argparse.Namespace) -> int:
+    from esclab.inference import Tagger
     from esclab.inference.results import format_results
-    from esclab.inference.tagging import Tagger, tag_paths
 
     tagger = Tagger.from_name(args.weights)
-    results = tag_paths(tagger, args.paths, args.top_k, args.long, args.window, args.hop)
-    print(format_results(results, args.format, windows=args.long, score="sigmoid"))
+    results = _score_paths(tagger, args)
+    print(format_results(results, args.format, windows=args.long, score=tagger.score_column))
     return int(any(r.error is not None for r in results))
 
 
@@ -280,16 +304,21 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from esclab.evaluate.compare import compare_runs
 
-    # fewer than two runs, other classes, other test clips: ValueError -> main()
+    # fewer than two runs, other classes, other test clips: CompareError -> main()
     result = compare_runs(args.runs, args.out, allow_different_tests=args.allow_different_tests)
     print(f"comparison: {result.html} (numbers: {result.json})")
     return 0
 
 
+def _weights_list(text: str) -> list[float]:
+    """``"1,3"`` -> ``[1.0, 3.0]``; argparse turns the ValueError of a typo into a one-line usage error."""
+    return [float(w) for w in text.split(",")]
+
+
 def _ensemble_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="finished run folders over the same folds, classes and front end")
     p.add_argument("--out", required=True, help="the ensemble's run folder (new)")
-    p.add_argument("--weights", help="comma-separated weight per run (default: equal)")
+    p.add_argument("--weights", type=_weights_list, help="comma-separated weight per run (default: equal)")
     p.add_argument("--name", help="the run's name (default: the runs' names joined by '+')")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--robustness-clips", type=int, default=100,
@@ -301,15 +330,13 @@ def _ensemble_args(p: argparse.ArgumentParser) -> None:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from esclab.train.ensemble import ensemble_runs
 
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    result = ensemble_runs(args.runs, args.out, weights=weights, name=args.name)
+    result = ensemble_runs(args.runs, args.out, weights=args.weights, name=args.name)
     s = result.summary
     for fold, m in sorted(result.fold_metrics.items()):
         print(f"fold {fold}: accuracy {100 * m['accuracy']:.1f} %, macro-F1 {100 * m['macro_f1']:.1f} %")
     print(f"{s['name']}: accuracy {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % over folds "
           f"{list(s['folds'])}; results in {result.out_dir}", flush=True)
-    if not args.no_report:
-        _build_report_after_run(result.out_dir, args.robustness_clips or None)
+    _finish_run(result.out_dir, args)
     return 0
 
 
@@ -326,27 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Errors that print one line (no traceback), by qualified name: importing their modules here would load
-# every dependency (Lightning, transformers, ...) before any command, even `esclab features`.
-KNOWN_ERRORS = frozenset({
-    "esclab.bundle.BundleError", "esclab.config.ConfigError", "esclab.data.esc50.DatasetNotFoundError",
-    "esclab.export.ExportError", "esclab.inference.results.WindowError", "esclab.train.cv.RunConflictError",
-    "esclab.weights.WeightsError", "builtins.FileNotFoundError", "builtins.ValueError",
-    "esclab.models.pretrained.PartialLoadError",
-})
-
-
 # Commands that never import Lightning: the console need not import it for them (seconds saved).
 WITHOUT_LIGHTNING = frozenset({"features", "predict", "tag", "serve", "models", "config"})  # never import it
 
 
-def is_known_error(err: BaseException) -> bool:
-    """Whether ``err`` is (a subclass of) one of :data:`KNOWN_ERRORS`."""
-    return any(f"{cls.__module__}.{cls.__qualname__}" in KNOWN_ERRORS for cls in type(err).__mro__)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; known errors print one clear line and exit 2 (``-v``: traceback)."""
+    """Entry point of the console script.
+
+    An error the user can fix (:class:`~esclab.errors.EsclabError`) prints one line and exits 2 (``-v``: its
+    traceback first); any other exception is a bug and propagates with its full traceback.
+    """
     from esclab.console import configure_console
 
     parser = build_parser()
@@ -357,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_console(args.verbose, lightning=args.command not in WITHOUT_LIGHTNING)
     try:
         return args.handler(args)
-    except Exception as err:
-        if args.verbose or not is_known_error(err):
-            raise
+    except EsclabError as err:
+        if args.verbose:
+            traceback.print_exception(err)
         print(f"esclab {args.command}: error: {err}", file=sys.stderr)
         return 2
 

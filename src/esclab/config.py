@@ -3,12 +3,12 @@
 An experiment YAML names one file per concern under ``defaults`` and states only
 what differs::
 
-    name: paper_cnn
+    name: mn04_finetune
     defaults:
-      features: logmel_128      # configs/features/logmel_128.yaml
-      augment: none             # configs/augment/none.yaml
-      model: paper_cnn          # configs/model/paper_cnn.yaml
-      train: default            # configs/train/default.yaml
+      features: kaldi_logmel_32k  # configs/features/kaldi_logmel_32k.yaml (its _global_ sets audio.sample_rate)
+      augment: mn_online          # configs/augment/mn_online.yaml
+      model: mn04                 # configs/model/mn04.yaml (a model without a file: its family's defaults)
+      train: default              # configs/train/default.yaml
     train:
       max_epochs: 60
 
@@ -21,17 +21,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from esclab.errors import EsclabError
+from esclab.fsutil import atomic_write
 
 CONFIG_GROUPS = ("data", "audio", "features", "augment", "model", "train")
 DEFAULT_SAMPLE_RATE = 22050  # the paper's rate: every clip is resampled to it unless audio.sample_rate says otherwise
 
 
-class ConfigError(ValueError):
+class ConfigError(EsclabError, ValueError):
     """A configuration value or file is wrong; the message says which and why."""
 
 
@@ -309,12 +313,41 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
-def _group_file(configs_root: Path, group: str, name: str) -> Path:
+def packaged_configs() -> Path:
+    """The presets shipped inside the package (``esclab/configs``: ``experiment/``, ``features/``, ...); a
+    checkout's ``configs/`` is a link to them."""
+    return Path(str(resources.files("esclab").joinpath("configs")))
+
+
+def find_experiment(name_or_path: str | Path) -> Path:
+    """An experiment file: ``name_or_path`` itself when it is a file, else the packaged experiment of that name.
+
+    Raises:
+        ConfigError: neither exists; the message lists the packaged experiments.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = packaged_configs() / "experiment" / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml") and packaged.is_file():
+        return packaged
+    names = sorted(p.stem for p in (packaged_configs() / "experiment").glob("*.yaml"))
+    raise ConfigError(f"config file not found: {path} (packaged experiments, usable by name: {', '.join(names)})")
+
+
+def _group_layer(configs_root: Path, group: str, name: str) -> DictConfig:
+    """``{group: <configs/group/name.yaml>}``, plus the file's ``_global_`` keys at the top level (a features
+    preset states the sample rate it is built for). A model without a file of its own is ``{name: NAME}``
+    (its family's defaults; ``create_model`` refuses an unknown name)."""
     path = configs_root / group / f"{name}.yaml"
     if not path.is_file():
+        if group == "model":
+            return OmegaConf.create({"model": {"name": name}})
         options = sorted(p.stem for p in (configs_root / group).glob("*.yaml"))
         raise ConfigError(f"defaults.{group}: no file {path} (available: {', '.join(options) or 'none'})")
-    return path
+    content = OmegaConf.load(path)
+    extra = content.pop("_global_", None) or OmegaConf.create({})
+    return OmegaConf.merge(extra, OmegaConf.create({group: content}))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -322,11 +355,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Compose an experiment: defaults, group files, the experiment file, then ``key=value`` overrides.
 
     Args:
-        path: experiment YAML (``None``: the dataclass defaults only).
+        path: experiment YAML, or the name of a packaged one (``"mn04_probe"``; ``None``: the dataclass
+            defaults only).
         overrides: dotted overrides such as ``["train.max_epochs=5", "data.folds=[1,2]"]``;
             ``key={}`` empties a mapping (``augment.spectrogram={}``) instead of merging nothing into it.
         configs_root: folder holding the group folders; defaults to the experiment
-            file's grandparent (``configs/experiment/x.yaml`` -> ``configs/``).
+            file's grandparent (``configs/experiment/x.yaml`` -> ``configs/``), and without an experiment
+            file to the packaged presets (:func:`packaged_configs`), from any working directory.
 
     Example:
         >>> cfg = load_config("configs/experiment/paper_cnn.yaml", ["train.max_epochs=3", "augment=strong"])
@@ -345,11 +380,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     emptied = [o.split("=", 1)[0] for o in dotted if o.split("=", 1)[1:] == ["{}"]]
     dotted = [o for o in dotted if o.split("=", 1)[0] not in emptied]
     layers, defaults = [], {}
-    root = Path(configs_root) if configs_root else Path("configs")
+    root = Path(configs_root) if configs_root else packaged_configs()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        path = find_experiment(path)
         try:
             own = OmegaConf.load(path)
         except Exception as err:  # yaml errors come in many types
@@ -360,13 +393,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         for group, name in {**defaults, **choices}.items():
             if group not in CONFIG_GROUPS:
                 raise ConfigError(f"defaults: unknown group {group!r} (groups: {', '.join(CONFIG_GROUPS)})")
-            group_layers.append(OmegaConf.create({group: OmegaConf.load(_group_file(root, group, name))}))
+            group_layers.append(_group_layer(root, group, name))
         # A group chosen on the command line replaces the experiment's own settings for that group.
         for group in choices:
             own.pop(group, None)
         layers += [*group_layers, own]
     elif choices:
-        layers += [OmegaConf.create({g: OmegaConf.load(_group_file(root, g, n))}) for g, n in choices.items()]
+        layers += [_group_layer(root, g, n) for g, n in choices.items()]
     try:
         if dotted:
             layers.append(OmegaConf.from_dotlist(dotted))
@@ -399,4 +432,4 @@ def load_config_file(path: str | Path) -> ExperimentConfig:
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    atomic_write(path, OmegaConf.to_yaml(OmegaConf.structured(cfg)))

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from esclab.bundle import Bundle
+from esclab.errors import EsclabError
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-class ExportError(RuntimeError):
+class ExportError(EsclabError, RuntimeError):
     """The exported model does not reproduce PyTorch's logits within the tolerance."""
 
 

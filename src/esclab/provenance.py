@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from esclab import __version__
+from esclab.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -121,4 +122,4 @@ class RunProvenance:
         self._write()
 
     def _write(self) -> None:
-        self.path.write_text(json.dumps(self.data, indent=2))
+        atomic_write(self.path, json.dumps(self.data, indent=2))

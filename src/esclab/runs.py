@@ -29,11 +29,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from esclab.bundle import Bundle, BundleError, load_bundle
+from esclab.errors import EsclabError
+from esclab.fsutil import atomic_write
 
 if TYPE_CHECKING:  # pandas costs 0.4 s to import: predict and serve, which only resolve checkpoints, skip it
     import pandas as pd
 
 FOLD_DIR = re.compile(r"fold_(\d+)")
+
+
+class RunNotFoundError(EsclabError, FileNotFoundError):
+    """The folder is not a finished run, or a file of it is missing; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,14 @@ class FoldDir:
         return self.path / "metrics-before-resume.csv"
 
     def is_done(self) -> bool:
-        """A fold is done once its ``metrics.json`` (written last) exists."""
-        return self.metrics.is_file()
+        """A fold is done once its ``metrics.json`` (written last, atomically) holds a JSON object.
+
+        A truncated one, as a write in place killed midway leaves, does not count: the fold runs again.
+        """
+        try:
+            return isinstance(json.loads(self.metrics.read_text()), dict)
+        except (OSError, ValueError):
+            return False
 
 
 @dataclass(frozen=True)
@@ -124,15 +136,20 @@ class RunDir:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """``data`` as indented JSON."""
-    path.write_text(json.dumps(data, indent=2))
+    """``data`` as indented JSON, written atomically."""
+    atomic_write(path, json.dumps(data, indent=2))
+
+
+def write_csv(path: Path, frame: pd.DataFrame, **to_csv: Any) -> None:
+    """``frame.to_csv(**to_csv)``, written atomically."""
+    atomic_write(path, frame.to_csv(**to_csv))
 
 
 def write_split(path: Path, clip_ids: pd.Series, roles: dict[str, np.ndarray]) -> None:
     """``split.csv``: ``clip_id, role`` for every clip of the fold's split (roles train / val / test)."""
     import pandas as pd
     frames = [pd.DataFrame({"clip_id": clip_ids.iloc[idx].to_numpy(), "role": role}) for role, idx in roles.items()]
-    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+    write_csv(path, pd.concat(frames, ignore_index=True), index=False)
 
 
 def write_skipped(path: Path, skipped: list[tuple[str, str, int]]) -> pd.DataFrame:
@@ -141,7 +158,7 @@ def write_skipped(path: Path, skipped: list[tuple[str, str, int]]) -> pd.DataFra
     new = pd.DataFrame(skipped, columns=["path", "reason", "fold"])
     old = pd.read_csv(path) if path.is_file() and path.stat().st_size else new.iloc[:0]
     both = pd.concat([old, new], ignore_index=True).drop_duplicates(["path", "reason"], keep="first")
-    both.to_csv(path, index=False)
+    write_csv(path, both, index=False)
     return both
 
 
@@ -157,7 +174,7 @@ def set_log_aside(fold: FoldDir, before_step: int) -> None:
     if not frames:
         return
     rows = pd.concat(frames, ignore_index=True)
-    rows[rows["step"] < before_step].to_csv(fold.log_before_resume, index=False)
+    write_csv(fold.log_before_resume, rows[rows["step"] < before_step], index=False)
     fold.log_csv.unlink(missing_ok=True)
     (fold.logs / "hparams.yaml").unlink(missing_ok=True)  # rewritten by the fit
 
@@ -168,8 +185,7 @@ def join_log(fold: FoldDir) -> None:
     if not fold.log_before_resume.is_file():
         return
     frames = [pd.read_csv(p) for p in (fold.log_before_resume, fold.log_csv) if p.is_file() and p.stat().st_size]
-    fold.logs.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames, ignore_index=True).to_csv(fold.log_csv, index=False)
+    write_csv(fold.log_csv, pd.concat(frames, ignore_index=True), index=False)
     fold.log_before_resume.unlink()
 
 
@@ -182,7 +198,7 @@ def write_predictions(path: Path, test: pd.DataFrame, probs: np.ndarray, class_n
     frame["pred_label"] = [class_names[i] for i in pred]
     frame["confidence"] = probs.max(axis=1)
     prob_cols = pd.DataFrame(probs, columns=[f"p_{i}" for i in range(probs.shape[1])])
-    pd.concat([frame, prob_cols], axis=1).to_csv(path, index=False, float_format="%.6g")
+    write_csv(path, pd.concat([frame, prob_cols], axis=1), index=False, float_format="%.6g")
 
 
 @dataclass
@@ -263,7 +279,7 @@ def load_run(path: str | Path) -> Run:
     """Read ``summary.json``, ``config.yaml``, ``skipped_files.csv`` and each fold's predictions.
 
     Raises:
-        FileNotFoundError: ``path`` is not a finished run (no ``summary.json``) or a fold's
+        RunNotFoundError: ``path`` is not a finished run (no ``summary.json``) or a fold's
             ``predictions.csv`` is missing.
     """
     import pandas as pd
@@ -271,7 +287,7 @@ def load_run(path: str | Path) -> Run:
     layout = RunDir(path)
     summary_file = layout.summary
     if not summary_file.is_file():
-        raise FileNotFoundError(f"{path} is not a finished run: no summary.json (run `esclab cv` first)")
+        raise RunNotFoundError(f"{path} is not a finished run: no summary.json (run `esclab cv` first)")
     summary = json.loads(summary_file.read_text())
     predictions = {}
     for fold in summary["folds"]:
@@ -279,7 +295,7 @@ def load_run(path: str | Path) -> Run:
         if not file.is_file() and file.with_suffix(".csv.gz").is_file():  # a published copy, gzip'd
             file = file.with_suffix(".csv.gz")
         if not file.is_file():
-            raise FileNotFoundError(f"{file} is missing; the run is incomplete")
+            raise RunNotFoundError(f"{file} is missing; the run is incomplete")
         predictions[int(fold)] = pd.read_csv(file)
     config, skipped, env = layout.config, layout.skipped, layout.env
     return Run(path=path, summary=summary, config_text=config.read_text() if config.is_file() else "",

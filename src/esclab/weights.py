@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from esclab.errors import EsclabError
+from esclab.fsutil import atomic_write
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "ESCLAB_WEIGHTS"
@@ -41,8 +44,8 @@ RECORD_NAME = "esclab-sha256.json"
 _EFFICIENTAT_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 
 
-class WeightsError(RuntimeError):
-    """A named weight file that cannot be found, fetched or trusted; the message is one line."""
+class WeightsError(EsclabError, RuntimeError):
+    """Pretrained weights that cannot be found, fetched, trusted or loaded; the message is one line."""
 
 
 #: The front end EfficientAT's AudioSet MobileNets were trained with (``models/preprocess.py``
@@ -287,9 +290,6 @@ def _read_record(path: Path) -> dict[str, str]:
 def _write_record(path: Path, record: dict[str, str]) -> None:
     """Write ``record`` atomically; an unwritable cache only costs the check on later loads."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     except OSError as err:
         log.warning("could not record sha256 in %s: %s", path, _one_line(err))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esclab.config import ConfigError, load_config
-from esclab.features.cache import FeatureCache
+from esclab.features import cache
 from esclab.train.cv import run_cv
 
 AUGMENT = [
@@ -20,12 +20,17 @@ AUGMENT = [
 
 
 def test_bank_is_cached_and_reused(tiny_overrides, tmp_path, monkeypatch):
+    decoded = []
+    read = cache.read_audio
+    monkeypatch.setattr(cache, "read_audio", lambda path: decoded.append(path) or read(path))
     cfg = load_config("configs/experiment/paper_cnn.yaml", [*tiny_overrides, *AUGMENT])
-    run_cv(cfg, tmp_path / "a", progress=False)
+    run_cv(cfg, tmp_path / "a", progress=False)  # 12 clips: too few for worker processes, decoded here
     folders = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert len(folders) == 3  # clean features + 2 bank variants, each under its own key
-    monkeypatch.setattr(FeatureCache, "compute", lambda *a, **k: pytest.fail("recomputed a cached variant"))
+    assert len(decoded) == 3 * 12
+    decoded.clear()
     run_cv(cfg, tmp_path / "b", progress=False)
+    assert not decoded, "recomputed cached features or bank variants"
 
 
 def test_waveform_transforms_without_bank_are_refused(tiny_overrides):

@@ -104,7 +104,7 @@ def test_run_folder_with_other_config_is_refused(tiny_overrides, tmp_path, capsy
     (["--set", "train.batch_size=-3"], "train.batch_size must be >= 1"),
     (["--folds", "7"], "data.folds [7] are not in the dataset"),
     (["--config", "configs/experiment/nope.yaml"], "config file not found"),
-    (["--set", "model.name=paper_cnn_gap"], "cannot be built with options"),
+    (["--set", "model.name=resnet18"], "cannot be built with options"),
 ])
 def test_bad_input_is_one_clear_line(tiny_overrides, tmp_path, capsys, extra, message):
     args = ["cv", "--config", EXPERIMENT, "--out", str(tmp_path / "run"), *cli_args(tiny_overrides), *extra]

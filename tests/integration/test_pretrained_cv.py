@@ -24,12 +24,8 @@ from esclab.train import probe
 from esclab.train.cv import run_cv
 from tests.conftest import DATA
 
-SHARED_MN04 = Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / "mn04_as_mAP_432.pt"
 MINI = DATA / "esc50_mini"
 FOLDS = (1, 2, 3)
-
-pytestmark = pytest.mark.skipif(not SHARED_MN04.is_file(),
-                                reason=f"shared weight file {SHARED_MN04} is not on this disk")
 
 
 def tiny(experiment: str, tmp: Path, *extra: str) -> ExperimentConfig:
@@ -39,8 +35,9 @@ def tiny(experiment: str, tmp: Path, *extra: str) -> ExperimentConfig:
 
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The shared weights only: an empty user cache, no ``$ESCLAB_WEIGHTS``, no download."""
+def offline(shared_mn04: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The shared weights only (every test here skips without them): an empty user cache, no ``$ESCLAB_WEIGHTS``,
+    no download."""
 
     def no_network(url: str, *args, **kwargs) -> None:
         raise AssertionError(f"a test tried to download {url}")
@@ -89,6 +86,15 @@ def test_probe_bundle_reproduces_its_predictions_from_the_files(probe_run: Probe
         clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
         expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
         np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+
+
+def test_training_writes_numbers_and_evaluate_draws_the_pictures(probe_run: ProbeRun):
+    from esclab.evaluate.run_figures import draw_run_figures
+
+    assert (probe_run.out / "confusion_matrix.csv").is_file()
+    assert not (probe_run.out / "confusion_matrix.png").exists()  # run_cv draws nothing
+    assert draw_run_figures(probe_run.out) == [probe_run.out / "confusion_matrix.png"]
+    assert (probe_run.out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_probe_bundle_records_the_data_band(probe_run: ProbeRun):
@@ -215,3 +221,14 @@ def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: P
 
     report = build_report(tmp_path / "ens", options=ReportOptions(robustness_clips=2, max_gallery=2, max_heatmaps=2))
     assert report.html.is_file() and "mn04_probe+mn04_finetune" in report.html.read_text()
+
+
+def test_run_cv_leaves_the_process_thread_count_as_it_found_it(probe_run: ProbeRun):
+    assert probe_run.cfg.train.num_threads == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_cv(probe_run.cfg, probe_run.tmp / "run_threads", progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -57,7 +57,7 @@ def test_a_good_clip_gets_top_classes_and_no_pictures_unless_asked(client: TestC
     assert body["file"] == "clip.wav" and body["windows"] == [] and body["duration_s"] == pytest.approx(0.8)
     expected = predictor.predict_file(clip, 5).top_k
     assert [s["label"] for s in body["top_k"]] == [s.label for s in expected]
-    assert [s["probability"] for s in body["top_k"]] == pytest.approx([s.probability for s in expected], abs=1e-6)
+    assert [s["score"] for s in body["top_k"]] == pytest.approx([s.score for s in expected], abs=1e-6)
     assert not set(PICTURES) & set(body)
     pictured = post(client, clip, pictures="true").json()
     assert pictured["top_k"] == body["top_k"]
@@ -85,7 +85,7 @@ def test_concurrent_requests_share_forward_passes(predictor: Predictor, tmp_path
         expected = predictor.predict_file(clip, 3)
         assert body["file"] == clip.name and body["duration_s"] == pytest.approx(expected.duration_s)
         assert [s["label"] for s in body["top_k"]] == [s.label for s in expected.top_k]
-        assert [s["probability"] for s in body["top_k"]] == pytest.approx([s.probability for s in expected.top_k],
+        assert [s["score"] for s in body["top_k"]] == pytest.approx([s.score for s in expected.top_k],
                                                                           abs=1e-5)
 
 

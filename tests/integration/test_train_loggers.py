@@ -3,6 +3,7 @@ a logger whose package is missing stops the run before any data is prepared."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -61,3 +62,16 @@ def test_missing_mlflow_stops_before_the_data_is_prepared(tiny_overrides, tmp_pa
     assert main(["cv", "--config", EXPERIMENT, "--out", str(out), "--no-report", *args]) == 2
     assert "pip install mlflow" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_mlflow_file_store_variable_is_scoped(monkeypatch):
+    from esclab.train.loggers import FILE_STORE_VARIABLE, file_store_allowed
+
+    monkeypatch.delenv(FILE_STORE_VARIABLE, raising=False)
+    with file_store_allowed():
+        assert os.environ[FILE_STORE_VARIABLE] == "true"
+    assert FILE_STORE_VARIABLE not in os.environ
+    monkeypatch.setenv(FILE_STORE_VARIABLE, "false")  # a user's own choice is kept
+    with file_store_allowed():
+        assert os.environ[FILE_STORE_VARIABLE] == "false"
+    assert os.environ[FILE_STORE_VARIABLE] == "false"

@@ -62,6 +62,44 @@ def test_a_resumed_fold_equals_an_uninterrupted_one(tiny_overrides, tmp_path, mo
     assert env["sessions"][0]["end"] is None  # the killed session never ended
 
 
+def test_a_fold_is_done_only_with_a_complete_metrics_json(tiny_overrides, tmp_path, monkeypatch):
+    """A kill while fold 2's ``metrics.json`` is written leaves none: the resumed run trains fold 2 again, not
+    fold 1. A truncated ``metrics.json`` (what a write in place killed midway leaves) does not count either."""
+    import esclab.runs as runs
+    import esclab.train.cv as cv
+
+    cfg = load_config(EXPERIMENT, [*tiny_overrides, "train.max_epochs=1"])
+    out = tmp_path / "run"
+    real_write = runs.atomic_write
+
+    def killed_writing_fold_2_metrics(path, data):
+        def half(fh):
+            fh.write(data.encode()[:len(data) // 2])
+            raise RuntimeError("killed")
+
+        return real_write(path, half if path == out / "fold_2" / "metrics.json" else data)
+
+    monkeypatch.setattr(runs, "atomic_write", killed_writing_fold_2_metrics)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_cv(cfg, out, progress=False)
+    assert (out / "fold_1" / "metrics.json").is_file() and not (out / "fold_2" / "metrics.json").exists()
+    monkeypatch.setattr(runs, "atomic_write", real_write)
+    trained, real_train = [], cv.train_fold
+
+    def train_fold(cfg, data, fold, *args, **kwargs):
+        trained.append(fold)
+        return real_train(cfg, data, fold, *args, **kwargs)
+
+    monkeypatch.setattr(cv, "train_fold", train_fold)
+    run_cv(cfg, out, progress=False)
+    assert trained == [2]
+    metrics = out / "fold_1" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])
+    trained.clear()
+    result = run_cv(cfg, out, progress=False)
+    assert trained == [1] and json.loads(metrics.read_text()) == result.fold_metrics[1]
+
+
 def test_each_fold_writes_its_split_and_validation_shares_no_recording(tiny_overrides, tone_dataset, tmp_path):
     rows = pd.read_csv(tone_dataset)
     rows["group"] = [f"rec{i // 2}" for i in range(len(rows))]  # two clips cut from each recording

@@ -1,7 +1,9 @@
-"""The package's dependency picture is a straight stack: no import points up a layer, no package cycles.
+"""The package's dependency picture is a straight stack: no import points up a layer, no package cycles, and
+an import between two units of one layer only where :data:`SIDEWAYS` allows it.
 
 cli -> train / evaluate / inference / serve / export -> bundle / runs -> models / augment / features / data
--> audio / config / console / weights / provenance / progress (docs/ARCHITECTURE.md). Imports inside functions count too.
+-> audio / config / console / errors / fsutil / weights / provenance / progress (docs/ARCHITECTURE.md). Imports
+inside functions count too.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "esclab"
 LAYERS = [
-    {"__init__", "audio", "config", "console", "weights", "provenance", "progress"},
+    {"__init__", "audio", "config", "console", "errors", "fsutil", "weights", "provenance", "progress"},
     {"augment", "features", "data", "models"},
-    {"bundle", "runs"},
+    {"bundle", "runs", "metrics", "tta"},
     {"train", "evaluate", "inference", "serve", "export"},
     {"cli"},
 ]
 LEVEL = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+# The imports allowed between units of one layer (importer, imported). errors and fsutil import nothing of esclab.
+SIDEWAYS = {
+    ("audio", "config"), ("audio", "errors"), ("config", "errors"), ("config", "fsutil"), ("config", "weights"),
+    ("provenance", "__init__"), ("provenance", "fsutil"), ("weights", "errors"), ("weights", "fsutil"),
+    ("augment", "features"), ("data", "augment"), ("data", "features"),
+    ("runs", "bundle"),
+    ("inference", "evaluate"), ("serve", "evaluate"), ("serve", "inference"),
+}
 
 
 def unit_of(module: str) -> str:
@@ -56,6 +66,12 @@ def test_every_unit_has_a_layer():
 def test_no_import_points_up(unit):
     up = sorted(t for t in package_imports().get(unit, ()) if LEVEL[t] > LEVEL[unit])
     assert not up, f"esclab.{unit} (layer {LEVEL[unit]}) imports higher layers: {up}"
+
+
+def test_sideways_imports_are_the_allowed_ones():
+    sideways = {(a, b) for a, targets in package_imports().items() for b in targets if LEVEL[a] == LEVEL[b]}
+    assert not sideways - SIDEWAYS, f"imports inside one layer that SIDEWAYS does not allow: {sorted(sideways - SIDEWAYS)}"
+    assert not SIDEWAYS - sideways, f"SIDEWAYS allows imports no module makes any more: {sorted(SIDEWAYS - sideways)}"
 
 
 def test_no_cycles_between_packages():

@@ -22,14 +22,19 @@ def make(tmp_path, **feature_kw):
     return FeatureCache(AudioConfig(), FeatureConfig(cache_dir=str(tmp_path), **feature_kw))
 
 
-def test_second_load_reads_the_cache_without_recomputing(tmp_path, clips, monkeypatch):
+def test_second_load_reads_the_cache_without_decoding(tmp_path, clips, monkeypatch):
+    import esclab.features.cache as C
+
+    decoded = []
+    read = C.read_audio
+    monkeypatch.setattr(C, "read_audio", lambda path: decoded.append(path) or read(path))
     first = make(tmp_path)
-    specs, bad = first.load(*clips, progress=False)
-    assert specs.shape == (3, 128, 215) and not bad and first.computed == 3
+    specs, bad = first.load(*clips, progress=False, workers=1)  # in this process, where the counter is
+    assert specs.shape == (3, 128, 215) and not bad and first.computed == 3 and decoded == clips[0]
+    decoded.clear()
     second = make(tmp_path)
-    monkeypatch.setattr(second, "compute", lambda *a, **k: pytest.fail("recomputed a cached clip"))
-    again, _ = second.load(*clips, progress=False)
-    assert second.computed == 0
+    again, _ = second.load(*clips, progress=False, workers=1)
+    assert second.computed == 0 and not decoded
     np.testing.assert_array_equal(specs, again)
 
 

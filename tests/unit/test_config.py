@@ -108,9 +108,16 @@ def test_bad_files_raise_clear_errors(tmp_path):
         load_config(tmp_path / "absent.yaml")
     bad = tmp_path / "experiment" / "bad.yaml"
     bad.parent.mkdir()
-    bad.write_text("defaults:\n  model: no_such_model\n")
-    with pytest.raises(ConfigError, match="no_such_model"):
+    bad.write_text("defaults:\n  features: no_such_front_end\n")
+    with pytest.raises(ConfigError, match="no_such_front_end"):
         load_config(bad, configs_root=CONFIGS)
+    # a model without a file of its own is its family's defaults; the registry refuses an unknown name
+    bad.write_text("defaults:\n  model: no_such_model\n")
+    cfg = load_config(bad, configs_root=CONFIGS)
+    from esclab.models import create_model
+
+    with pytest.raises(ValueError, match="unknown model 'no_such_model'"):
+        create_model(cfg.model.name, num_classes=2)
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="cannot parse"):
         load_config(bad)
@@ -134,3 +141,16 @@ def test_group_choice_on_the_command_line_swaps_the_file():
 
 
 CONFIG_EXP = CONFIGS / "experiment" / "paper_cnn.yaml"
+
+
+def test_packaged_presets_work_from_any_directory_and_by_name(tmp_path, monkeypatch):
+    from esclab.config import find_experiment, packaged_configs
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("mn04_probe", ["augment=strong"])  # a packaged experiment by name, a packaged group
+    assert cfg.name == "mn04_probe" and cfg.audio.sample_rate == 32000  # the features preset carries its rate
+    assert cfg.augment.bank_size == 8
+    assert find_experiment("paper_cnn") == packaged_configs() / "experiment" / "paper_cnn.yaml"
+    with pytest.raises(ConfigError, match="packaged experiments"):
+        find_experiment("no_such_experiment")
+    assert load_config(None, ["model=resnet18"]).model.name == "resnet18"  # no file: the family's defaults

@@ -15,7 +15,6 @@ from esclab.models import create_model
 from esclab.models.efficientat import EfficientATMobileNet
 from esclab.models.pretrained import load_pretrained
 
-SHARED_MN04 = Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / "mn04_as_mAP_432.pt"
 X = torch.randn(2, 1, 128, 100, generator=torch.Generator().manual_seed(0))
 
 
@@ -32,10 +31,8 @@ def offline_weights(monkeypatch, tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def audioset_state() -> dict[str, torch.Tensor]:
-    if not SHARED_MN04.is_file():
-        pytest.skip(f"shared weight file {SHARED_MN04} is not on this disk")
-    return torch.load(SHARED_MN04, map_location="cpu", weights_only=True)
+def audioset_state(shared_mn04: Path) -> dict[str, torch.Tensor]:
+    return torch.load(shared_mn04, map_location="cpu", weights_only=True)
 
 
 def test_audioset_file_loads_strictly_and_runs(audioset_state):
@@ -66,30 +63,32 @@ def test_named_release_transfers_all_but_the_last_layer(audioset_state):
     assert report.missing == ["classifier.5.bias", "classifier.5.weight"]
 
 
-def test_linear_head_gives_one_linear_on_the_embedding(audioset_state):
-    model = create_model("mn04", num_classes=10, head="linear", pretrained=str(SHARED_MN04)).eval()
+def test_linear_head_gives_one_linear_on_the_embedding(audioset_state, shared_mn04):
+    model = create_model("mn04", num_classes=10, head="linear", pretrained=str(shared_mn04)).eval()
     assert isinstance(model.classifier[-1], torch.nn.Linear) and model.classifier[-1].in_features == 384
     assert torch.equal(model.state_dict()["features.16.0.weight"], audioset_state["features.16.0.weight"])
     with torch.no_grad():
         assert model(X).shape == (2, 10)
 
 
-def test_checkpoint_of_another_width_is_refused_naming_both(audioset_state):
-    with pytest.raises(ValueError, match=r"width 1\b.*stem of 16 channels.*stem of 8 channels.*shape mismatches"):
-        create_model("mn10", num_classes=50, pretrained=str(SHARED_MN04))
+def test_checkpoint_of_another_width_is_refused_naming_both(shared_mn04):
+    with pytest.raises(weights.WeightsError,
+                       match=r"width 1\b.*stem of 16 channels.*stem of 8 channels.*shape mismatches"):
+        create_model("mn10", num_classes=50, pretrained=str(shared_mn04))
 
 
 def test_checkpoint_of_another_family_is_refused(tmp_path):
     path = tmp_path / "resnet18.pt"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    with pytest.raises(ValueError, match="does not fit this EfficientAT MobileNet.*no EfficientAT stem.*missing"):
+    with pytest.raises(weights.WeightsError,
+                       match="does not fit this EfficientAT MobileNet.*no EfficientAT stem.*missing"):
         create_model("mn04", num_classes=50, pretrained=str(path))
 
 
-def test_truncated_copy_is_refused_by_sha256(audioset_state, monkeypatch, tmp_path):
+def test_truncated_copy_is_refused_by_sha256(shared_mn04, monkeypatch, tmp_path):
     own = tmp_path / "own"
     own.mkdir()
-    (own / SHARED_MN04.name).write_bytes(SHARED_MN04.read_bytes()[:4096])
+    (own / shared_mn04.name).write_bytes(shared_mn04.read_bytes()[:4096])
     monkeypatch.setenv(weights.ENV_VAR, str(own))
     with pytest.raises(weights.WeightsError, match="sha256"):
         create_model("mn04", num_classes=50, pretrained="efficientat:mn04_as")

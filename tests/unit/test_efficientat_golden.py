@@ -17,23 +17,19 @@ import torch
 from esclab.features.frontend import KaldiLogMel
 from esclab.models import create_model
 
-PRETRAINED = Path(__file__).resolve().parents[2].parent / "shared" / "pretrained"
-GOLDEN = PRETRAINED / "mn04_as_golden.npz"
-WEIGHTS = PRETRAINED / "mn04_as_mAP_432.pt"
-
 
 @pytest.fixture(scope="module")
-def golden() -> dict[str, np.ndarray]:
-    for path in (GOLDEN, WEIGHTS):
-        if not path.is_file():
-            pytest.skip(f"{path} is not on this disk (the shared folder beside the checkout holds it)")
-    with np.load(GOLDEN) as data:
+def golden(shared_mn04: Path) -> dict[str, np.ndarray]:
+    path = shared_mn04.parent / "mn04_as_golden.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} is not on this disk (the shared folder beside the checkout holds it)")
+    with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
 
 @pytest.fixture(scope="module")
-def mn04_audioset() -> torch.nn.Module:
-    return create_model("mn04", num_classes=527, pretrained=str(WEIGHTS)).eval()
+def mn04_audioset(shared_mn04: Path) -> torch.nn.Module:
+    return create_model("mn04", num_classes=527, pretrained=str(shared_mn04)).eval()
 
 
 def test_front_end_matches_efficientat(golden):
@@ -57,15 +53,15 @@ def test_waveform_to_logits_matches_efficientat(golden, mn04_audioset):
     np.testing.assert_allclose(logits, golden["logits"], rtol=0, atol=1e-3)
 
 
-def test_tagger_scores_match_efficientat_sigmoids(golden, monkeypatch):
+def test_tagger_scores_match_efficientat_sigmoids(golden, shared_mn04, monkeypatch):
     from esclab.inference.tagging import Tagger
 
-    monkeypatch.setenv("ESCLAB_WEIGHTS", str(PRETRAINED))
+    monkeypatch.setenv("ESCLAB_WEIGHTS", str(shared_mn04.parent))
     tagger = Tagger.from_name("efficientat:mn04_as", download=False)
     expected = 1.0 / (1.0 + np.exp(-golden["logits"].astype(np.float64)))
     for wave, want in zip(golden["waveform_32k"], expected, strict=True):
         tags = tagger.tag_wave(wave, 32000, top_k=527)
         got = np.zeros(527)
         for score in tags.top_k:
-            got[tagger.class_names.index(score.label)] = score.probability
+            got[tagger.class_names.index(score.label)] = score.score
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)

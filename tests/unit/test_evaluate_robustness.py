@@ -21,8 +21,7 @@ def bundle(tmp_path: Path):
     torch.manual_seed(0)
     model = create_model("paper_cnn", num_classes=3, channels=[4, 8, 8], dense_units=[16], input_size=[32, 60])
     features = FeatureConfig(n_mels=32, n_fft=256, hop_length=128, frames=60)
-    path = save_bundle(tmp_path / "model.ckpt", model, "paper_cnn", {"channels": [4, 8, 8], "dense_units": [16],
-                                                                    "input_size": [32, 60]},
+    path = save_bundle(tmp_path / "model.ckpt", model, "paper_cnn", {"channels": [4, 8, 8], "dense_units": [16]},
                        ["a", "b", "c"], AudioConfig(sample_rate=8000, duration=1.0), features)
     return load_bundle(path)
 

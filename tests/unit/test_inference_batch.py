@@ -17,7 +17,7 @@ from esclab.cli import main
 from esclab.inference import Predictor, collect_audio_files, predict_paths
 from esclab.inference.batch import predict_clips
 from esclab.inference.results import format_results
-from tests.unit.test_inference import CLASSES, write_clip, write_tiny_bundle
+from tests.unit.test_inference import CLASSES, scorer_of, write_clip, write_tiny_bundle
 
 BAD = ("empty.wav", "not_audio.wav", "truncated.flac", "nan.wav", "zero_length.wav")
 
@@ -66,21 +66,24 @@ def test_bad_files_get_error_rows_and_the_others_predictions(bundle_path: Path, 
     assert "NaN" in by_name["nan.wav"].error and "no samples" in by_name["zero_length.wav"].error
 
 
+@pytest.mark.parametrize("options", [{}, {"activation": "sigmoid", "pooling": "max", "inputs": "whole"}],
+                         ids=["predictor", "tagger-like"])
 @pytest.mark.parametrize(("workers", "batch_size"), [(1, 1), (3, 2), (2, 32)])
 def test_batched_parallel_clips_equal_one_file_at_a_time(bundle_path: Path, mixed_folder: Path, workers: int,
-                                                         batch_size: int):
-    predictor = Predictor.from_checkpoint(bundle_path)
+                                                         batch_size: int, options: dict[str, str]):
+    scorer = scorer_of(bundle_path, **options)
     files = collect_audio_files([mixed_folder])
-    results = list(predict_clips(predictor, files, top_k=3, workers=workers, batch_size=batch_size))
+    results = list(predict_clips(scorer, files, top_k=3, workers=workers, batch_size=batch_size))
     assert [r.file for r in results] == [str(f) for f in files]
+    assert all(r.scores == scorer.score_note for r in results)
     for path, result in zip(files, results, strict=True):
         if path.name in BAD:
             assert result.error and not result.top_k
             continue
-        alone = predictor.predict_file(path, top_k=3)
+        alone = scorer.predict_file(path, top_k=3)
         assert result.duration_s == pytest.approx(alone.duration_s) and result.error is None
         assert [s.label for s in result.top_k] == [s.label for s in alone.top_k]
-        assert [s.probability for s in result.top_k] == pytest.approx([s.probability for s in alone.top_k], abs=1e-5)
+        assert [s.score for s in result.top_k] == pytest.approx([s.score for s in alone.top_k], abs=1e-5)
 
 
 def test_cli_predict_logs_progress_lines_off_a_terminal(bundle_path: Path, mixed_folder: Path, monkeypatch,
@@ -108,6 +111,7 @@ def test_cli_predict_exit_code_and_formats(bundle_path: Path, mixed_folder: Path
     records = json.loads(capsys.readouterr().out)
     assert [Path(r["file"]).name for r in records] == ["a.wav", "b.flac"]
     assert all(len(r["top_k"]) == 1 and r["error"] is None for r in records)
+    assert all(s["score"] == s["probability"] for r in records for s in r["top_k"])  # the alias, until 0.3.0
     assert main(["predict", "--checkpoint", str(bundle_path), str(mixed_folder)]) == 1
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["file", "label_1", "probability_1"]

@@ -12,6 +12,7 @@ from transformers import ASTConfig, ASTForAudioClassification
 from esclab.models import create_model
 from esclab.models.ast import interpolate_position_grid, patch_grid
 from esclab.models.pretrained import load_pretrained
+from esclab.weights import WeightsError
 
 
 @pytest.fixture(autouse=True)
@@ -141,7 +142,7 @@ def test_position_grid_interpolation_keeps_a_constant_grid():
 
 def test_missing_path_names_what_is_missing_and_how_to_provide_it(tmp_path):
     missing = tmp_path / "nowhere.pt"
-    with pytest.raises(FileNotFoundError, match="model.pretrained") as err:
+    with pytest.raises(WeightsError, match="model.pretrained") as err:
         create_model("resnet18", 5, pretrained=str(missing))
     assert str(missing) in str(err.value)
 
@@ -151,19 +152,19 @@ def test_missing_path_names_what_is_missing_and_how_to_provide_it(tmp_path):
     [("ast_tiny", "hf:MIT/ast-finetuned-audioset-10-10-0.4593"), ("resnet18", "timm:resnet18.a1_in1k")],
 )
 def test_hub_names_offline_fail_clearly(name, spec):
-    with pytest.raises(RuntimeError, match="offline") as err:
+    with pytest.raises(WeightsError, match="offline") as err:
         create_model(name, 5, pretrained=spec, **({"input_size": (64, 96)} if name == "ast_tiny" else {}))
     assert spec in str(err.value)
 
 
 def test_wrong_sources_fail_clearly(tmp_path):
-    with pytest.raises(ValueError, match="transformers"):
+    with pytest.raises(WeightsError, match="transformers"):
         create_model("vggish", 5, pretrained=str(tmp_path))
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="cannot read"):
+    with pytest.raises(WeightsError, match="cannot read"):
         create_model("vggish", 5, pretrained=str(garbage))
     unrelated = tmp_path / "unrelated.pt"
     torch.save({"encoder.w": torch.zeros(3)}, unrelated)
-    with pytest.raises(RuntimeError, match="no tensor"):
+    with pytest.raises(WeightsError, match="no tensor"):
         create_model("attention_cnn", 5, pretrained=str(unrelated))

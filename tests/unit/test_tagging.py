@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,9 @@ import soundfile as sf
 import torch.hub
 
 from esclab.cli import main
-from esclab.inference import WindowError
-from esclab.inference.tagging import SAMPLE_RATE, Tagger, audioset_labels, tag_paths
+from esclab.inference import WindowError, predict_paths
+from esclab.inference.tagging import SAMPLE_RATE, Tagger, audioset_labels
+from esclab.models import create_model
 from esclab.weights import ENV_VAR, WeightsError
 from tests.conftest import tone
 
@@ -65,7 +67,7 @@ def test_synthetic_input_gives_527_finite_sigmoid_scores_with_names(tagger: Tagg
     rng = np.random.default_rng(0)
     wave = tone(440.0, seconds=2.0, sr=16000) + 0.01 * rng.standard_normal(32000).astype(np.float32)
     result = tagger.tag_wave(wave, 16000, top_k=1000)
-    scores = np.array([s.probability for s in result.top_k])
+    scores = np.array([s.score for s in result.top_k])
     assert len(scores) == 527
     assert {s.label for s in result.top_k} == set(audioset_labels())
     assert np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1))
@@ -77,11 +79,25 @@ def test_synthetic_input_gives_527_finite_sigmoid_scores_with_names(tagger: Tagg
 def test_every_fixture_clip_gets_its_animal_in_the_top_5(tagger: Tagger, esc50_mini: Path):
     meta = pd.read_csv(esc50_mini / "meta" / "esc50.csv")
     category = {Path(f).stem: c for f, c in zip(meta.filename, meta.category, strict=True)}
-    results = tag_paths(tagger, [esc50_mini / "audio"], top_k=5)  # a folder expands to its 9 clips
+    results = predict_paths(tagger, [esc50_mini / "audio"], top_k=5)  # a folder expands to its 9 clips
     assert len(results) == len(meta)
     for r in results:
         top = {s.label for s in r.top_k}
         assert top & EXPECTED[category[Path(r.file).stem]], f"{r.file}: {top}"
+    alone = tagger.tag_file(results[0].file)  # threads and shared batches score as one file at a time
+    assert [s.score for s in alone.top_k] == pytest.approx([s.score for s in results[0].top_k], abs=1e-5)
+
+
+def test_tagger_folds_a_copy_and_leaves_the_callers_model_unchanged():
+    model = create_model("mn04", num_classes=527)  # in training mode, as a caller may hold it
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layers = [type(m) for m in model.modules()]
+    tagger = Tagger(model)
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())
+    assert [type(m) for m in model.modules()] == layers and model.training
+    assert tagger.model is not model and not tagger.model.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in tagger.model.modules())  # the copy is folded
 
 
 def test_long_recording_is_tagged_in_max_pooled_pieces(tagger: Tagger, clips: dict[str, Path]):
@@ -89,7 +105,7 @@ def test_long_recording_is_tagged_in_max_pooled_pieces(tagger: Tagger, clips: di
     wave = short.load(clips["dog"])  # 5 s: pieces at 0, 2 and 3 s (the last moved back to end at 5 s)
     piece = 2 * SAMPLE_RATE
     expected = tagger.scores([wave[s:s + piece] for s in (0, piece, len(wave) - piece)]).max(axis=0)
-    got = {s.label: s.probability for s in short.tag_wave(wave, SAMPLE_RATE, top_k=527).top_k}
+    got = {s.label: s.score for s in short.tag_wave(wave, SAMPLE_RATE, top_k=527).top_k}
     assert np.allclose([got[n] for n in tagger.class_names], expected, atol=1e-6)
 
 
@@ -105,7 +121,7 @@ def test_long_gives_a_timeline_of_whole_windows(tagger: Tagger, long_file: Path)
     wave = tagger.load(long_file)
     alone = tagger.tag_wave(wave[5 * SAMPLE_RATE:10 * SAMPLE_RATE], SAMPLE_RATE, top_k=5).top_k
     assert [s.label for s in alone] == [s.label for s in result.windows[2].top_k]
-    assert [s.probability for s in alone] == pytest.approx([s.probability for s in result.windows[2].top_k],
+    assert [s.score for s in alone] == pytest.approx([s.score for s in result.windows[2].top_k],
                                                            abs=1e-5)
 
 
@@ -125,13 +141,22 @@ def test_unknown_or_absent_weights_give_weights_error(monkeypatch: pytest.Monkey
 
 
 def test_cli_tags_good_files_and_gives_error_rows_for_bad_ones(clips: dict[str, Path], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture,
                                                                capsys: pytest.CaptureFixture[str]):
+    import esclab.progress
+
+    monkeypatch.setattr(esclab.progress, "stderr_is_terminal", lambda: False)
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("not audio")
     missing = tmp_path / "missing.wav"
-    rc = main(["tag", str(clips["dog"]), str(not_audio), str(missing), "--top-k", "5"])
-    out = capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="esclab"):
+        rc = main(["tag", str(clips["dog"]), str(not_audio), str(missing), "--top-k", "5", "--workers", "2"])
+    out, err = capsys.readouterr()
     assert rc == 1
+    progress = [r.getMessage() for r in caplog.records if r.name == "esclab.progress"]
+    assert progress and progress[-1].startswith("tag: 3/3 (100 %) · ")
+    assert "tag: 3 clips (2 failed) in " in err and "clips/s" in err and "tag:" not in out
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["file", "label_1", "sigmoid_1"]
     dog_row = next(line for line in lines if line.startswith(str(clips["dog"])))
@@ -149,6 +174,8 @@ def test_cli_long_json_parses(long_file: Path, capsys: pytest.CaptureFixture[str
     assert record["error"] is None and "sigmoid" in record["scores"]
     assert len(record["windows"]) == 4
     assert all(len(w["top_k"]) == 3 for w in record["windows"])
+    scores = [*record["top_k"], *(s for w in record["windows"] for s in w["top_k"]), *record["segments"]]
+    assert all(set(s) >= {"score", "probability"} and s["score"] == s["probability"] for s in scores)
 
 
 def test_cli_long_csv_has_one_row_per_window(long_file: Path, capsys: pytest.CaptureFixture[str]):

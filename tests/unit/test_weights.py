@@ -21,10 +21,6 @@ from esclab.models.pretrained import read_state_dict
 from esclab.weights import KNOWN_WEIGHTS, WeightsError, resolve_weights, search_dirs, sha256_file
 
 MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
-SHARED_MN04 = Path(__file__).resolve().parents[2].parent / "shared" / "pretrained" / "mn04_as_mAP_432.pt"
-needs_shared = pytest.mark.skipif(
-    not SHARED_MN04.is_file(), reason=f"shared weight file {SHARED_MN04} is not on this disk"
-)
 
 
 def no_network(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
@@ -67,30 +63,27 @@ def test_known_weights_table_is_consistent():
     assert KNOWN_WEIGHTS["efficientat:mn40_as_ext"].width_mult == 4.0
 
 
-@needs_shared
-def test_shared_file_resolves_with_published_sha256(isolated):
+def test_shared_file_resolves_with_published_sha256(isolated, shared_mn04):
     resolved = resolve_weights("efficientat:mn04_as")
-    assert resolved.path == SHARED_MN04.resolve()
-    assert resolved.sha256 == MN04_SHA256 == sha256_file(SHARED_MN04)
+    assert resolved.path == shared_mn04.resolve()
+    assert resolved.sha256 == MN04_SHA256 == sha256_file(shared_mn04)
     assert resolved.spec.width_mult == 0.4
     assert not (isolated / weights.RECORD_NAME).exists()  # a published hash needs no record
 
 
-@needs_shared
-def test_env_folder_takes_precedence(monkeypatch, tmp_path, isolated):
+def test_env_folder_takes_precedence(monkeypatch, tmp_path, isolated, shared_mn04):
     own = tmp_path / "own"
     own.mkdir()
-    shutil.copy(SHARED_MN04, own / SHARED_MN04.name)
+    shutil.copy(shared_mn04, own / shared_mn04.name)
     monkeypatch.setenv(weights.ENV_VAR, str(own))
-    assert search_dirs() == [own, SHARED_MN04.parent.resolve(), isolated]
-    assert resolve_weights("efficientat:mn04_as").path == (own / SHARED_MN04.name).resolve()
+    assert search_dirs() == [own, shared_mn04.parent.resolve(), isolated]
+    assert resolve_weights("efficientat:mn04_as").path == (own / shared_mn04.name).resolve()
 
 
-@needs_shared
-def test_truncated_copy_is_refused_with_both_hashes(monkeypatch, tmp_path):
+def test_truncated_copy_is_refused_with_both_hashes(monkeypatch, tmp_path, shared_mn04):
     monkeypatch.setenv(weights.ENV_VAR, str(tmp_path))
-    bad = tmp_path / SHARED_MN04.name
-    bad.write_bytes(SHARED_MN04.read_bytes()[:1000])
+    bad = tmp_path / shared_mn04.name
+    bad.write_bytes(shared_mn04.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="corrupt or changed") as err:
         resolve_weights("efficientat:mn04_as")
     message = str(err.value)
@@ -117,17 +110,16 @@ def test_unpublished_file_is_trusted_on_first_use_then_pinned(isolated, download
     assert expected in str(err.value) and hashlib.sha256(b"weights v2").hexdigest() in str(err.value)
 
 
-@needs_shared
-def test_published_hash_is_passed_to_the_downloader(monkeypatch, tmp_path, isolated):
+def test_published_hash_is_passed_to_the_downloader(monkeypatch, tmp_path, isolated, shared_mn04):
     monkeypatch.setattr(weights, "shared_dir", lambda: tmp_path / "no-shared-folder")
     calls = []
 
     def fake(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
         calls.append(hash_prefix)
-        shutil.copy(SHARED_MN04, dst)
+        shutil.copy(shared_mn04, dst)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake)
-    assert resolve_weights("efficientat:mn04_as").path == isolated / SHARED_MN04.name
+    assert resolve_weights("efficientat:mn04_as").path == isolated / shared_mn04.name
     assert calls == [MN04_SHA256]
 
 
@@ -157,8 +149,7 @@ def test_unknown_name_lists_known_names():
     assert all(name in str(err.value) for name in KNOWN_WEIGHTS)
 
 
-@needs_shared
-def test_read_state_dict_loads_a_named_release():
+def test_read_state_dict_loads_a_named_release(shared_mn04):
     state = read_state_dict(nn.Linear(2, 2), "efficientat:mn04_as")
     assert len(state) == 312
     assert state["classifier.5.weight"].shape == (527, 512)

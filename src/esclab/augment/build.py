@@ -29,7 +29,7 @@ from esclab.augment.spectrogram import (
     TimeRoll,
 )
 from esclab.augment.waveform import AddWhiteNoise, Gain, PitchShift, TimeShift, TimeStretch
-from esclab.config import AugmentConfig
+from esclab.config import AugmentConfig, ConfigError
 
 WAVEFORM_TRANSFORMS: dict[str, type[Transform]] = {
     "time_stretch": TimeStretch,
@@ -61,24 +61,24 @@ def _build(group: str, registry: dict[str, type[Transform]], spec: Mapping[str, 
     """
     unknown = sorted(set(spec) - set(registry))
     if unknown:
-        raise ValueError(f"augment.{group}: unknown transform(s) {unknown}; valid: {sorted(registry)}")
+        raise ConfigError(f"augment.{group}: unknown transform(s) {unknown}; valid: {sorted(registry)}")
     transforms = []
     for name, cls in registry.items():
         if name not in spec:
             continue
         kwargs = spec[name] or {}
         if not isinstance(kwargs, Mapping):
-            raise ValueError(f"augment.{group}.{name}: expected a mapping of arguments, got {kwargs!r}")
+            raise ConfigError(f"augment.{group}.{name}: expected a mapping of arguments, got {kwargs!r}")
         params = inspect.signature(cls).parameters
         accepted = [a for a in params if a not in given]
         bad = sorted(set(kwargs) - set(accepted))
         if bad:
-            raise ValueError(f"augment.{group}.{name}: unknown argument(s) {bad}; valid: {accepted}")
+            raise ConfigError(f"augment.{group}.{name}: unknown argument(s) {bad}; valid: {accepted}")
         extra = {k: v for k, v in given.items() if k in params}
         try:
             transforms.append(cls(**kwargs, **extra))
         except ValueError as err:
-            raise ValueError(f"augment.{group}.{name}: {err}") from err
+            raise ConfigError(f"augment.{group}.{name}: {err}") from err
     return transforms
 
 
@@ -94,7 +94,7 @@ def build_waveform_augment(aug_cfg: AugmentConfig, sample_rate: int) -> Compose 
         sample_rate: sample rate of the clips, in Hz.
 
     Raises:
-        ValueError: an unknown transform or argument, or a bad argument value.
+        ConfigError: an unknown transform or argument, or a bad argument value.
     """
     transforms = _build("waveform", WAVEFORM_TRANSFORMS, aug_cfg.waveform, {"sample_rate": sample_rate})
     return Compose(transforms) if transforms else None
@@ -104,7 +104,7 @@ def build_spec_augment(aug_cfg: AugmentConfig) -> SpecAugment:
     """The spectrogram transforms of ``aug_cfg.spectrogram`` as a module active in training mode only.
 
     Raises:
-        ValueError: an unknown transform or argument, or a bad argument value.
+        ConfigError: an unknown transform or argument, or a bad argument value.
     """
     return SpecAugment(_build("spectrogram", SPECTROGRAM_TRANSFORMS, aug_cfg.spectrogram, {}))
 

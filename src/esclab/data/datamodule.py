@@ -19,6 +19,7 @@ import torch
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from esclab.config import ConfigError
 from esclab.features.frontend import band_statistics
 
 
@@ -154,7 +155,7 @@ def split_validation(train_idx: np.ndarray, targets: np.ndarray, groups: np.ndar
     ``fraction``) when every class has that many groups; otherwise ``GroupShuffleSplit`` (grouped only).
 
     Raises:
-        ValueError: fewer than two groups to split.
+        ConfigError: fewer than two groups to split (``data.val_fraction`` must be 0).
     """
     if fraction <= 0:
         return train_idx, train_idx[:0]
@@ -162,7 +163,7 @@ def split_validation(train_idx: np.ndarray, targets: np.ndarray, groups: np.ndar
     n_splits = max(2, round(1 / fraction))
     groups_per_class = [len(np.unique(group_ids[labels == c])) for c in np.unique(labels)]
     if len(np.unique(group_ids)) < 2:
-        raise ValueError(f"a validation split needs at least 2 source groups, the training folds have "
+        raise ConfigError(f"a validation split needs at least 2 source groups, the training folds have "
                          f"{len(np.unique(group_ids))}; set data.val_fraction=0")
     if min(groups_per_class) >= n_splits:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)

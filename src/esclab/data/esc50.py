@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from esclab.data.table import ClipTable, resolve_rows
+from esclab.errors import EsclabError
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,15 @@ NUM_CLIPS_ESC10 = 400
 DEFAULT_ROOT = Path("data") / "ESC-50"
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset is neither on disk nor downloadable; the message says how to point at a copy."""
+class DatasetNotFoundError(EsclabError, FileNotFoundError):
+    """The dataset (or its CSV) is neither on disk nor downloadable; the message says how to point at a copy."""
 
 
-class IncompleteDatasetError(ValueError):
+class DatasetError(EsclabError, ValueError):
+    """The dataset's metadata cannot be used as it is; the message names the file and why."""
+
+
+class IncompleteDatasetError(DatasetError):
     """Clips the ESC-50 metadata lists are missing or unreadable; the message names them."""
 
 
@@ -92,7 +97,7 @@ def load_esc50(root: str | Path | None = None, esc10: bool = False, download: bo
     rows = pd.read_csv(meta)
     missing = {"filename", "fold", "target", "category"} - set(rows.columns)
     if missing:
-        raise ValueError(f"{meta}: not ESC-50 metadata, missing columns {sorted(missing)}")
+        raise DatasetError(f"{meta}: not ESC-50 metadata, missing columns {sorted(missing)}")
     if esc10:
         rows = rows[rows["esc10"].astype(str).str.lower() == "true"]
     rows = rows.sort_values(["fold", "filename"]).rename(columns={"category": "label"})

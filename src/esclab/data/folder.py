@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from esclab.data.esc50 import DatasetError, DatasetNotFoundError
 from esclab.data.table import ClipTable, resolve_rows
 
 
@@ -26,13 +27,14 @@ def load_folder(csv: str | Path, root: str | Path | None = None, num_folds: int 
         seed: shuffling seed for created folds.
 
     Raises:
-        FileNotFoundError: no such CSV; the message names every place looked in.
+        DatasetNotFoundError: no such CSV; the message names every place looked in.
+        DatasetError: a CSV without the ``path`` and ``label`` columns.
     """
     csv = find_csv(csv, root)
     rows = pd.read_csv(csv)
     missing = {"path", "label"} - set(rows.columns)
     if missing:
-        raise ValueError(f"{csv}: needs columns path,label (optional fold, group); missing {sorted(missing)}")
+        raise DatasetError(f"{csv}: needs columns path,label (optional fold, group); missing {sorted(missing)}")
     rows = rows.rename(columns={"path": "filename"})
     if "fold" not in rows.columns:
         rows["fold"] = make_folds(rows["label"].astype(str).to_numpy(),
@@ -48,7 +50,7 @@ def find_csv(csv: str | Path, root: str | Path | None = None) -> Path:
         >>> find_csv("labels.csv", "/no/such/folder")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        FileNotFoundError: CSV not found: labels.csv (looked in /no/such/folder/labels.csv and /.../labels.csv)
+        esclab.data.esc50.DatasetNotFoundError: CSV not found: labels.csv (looked in /no/such/folder/labels.csv and ...)
     """
     csv = Path(csv)
     places = [csv] if csv.is_absolute() or root is None else [Path(root) / csv, csv]
@@ -56,7 +58,7 @@ def find_csv(csv: str | Path, root: str | Path | None = None) -> Path:
         if place.is_file():
             return place
     looked = " and ".join(str(p.absolute()) for p in places)
-    raise FileNotFoundError(f"CSV not found: {csv} (looked in {looked})")
+    raise DatasetNotFoundError(f"CSV not found: {csv} (looked in {looked})")
 
 
 def make_folds(labels: np.ndarray, groups: np.ndarray | None, num_folds: int, seed: int) -> np.ndarray:

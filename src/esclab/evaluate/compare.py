@@ -17,7 +17,8 @@ import pandas as pd
 from scipy.stats import ttest_rel, wilcoxon
 
 from esclab import __version__
-from esclab.evaluate import metrics as M
+from esclab import metrics as M
+from esclab.errors import EsclabError
 from esclab.evaluate.page import Figures, Section, render, table_from_frame, write_json
 from esclab.evaluate.plots import grouped_bar_figure, value_grid_figure
 from esclab.runs import Run, load_run
@@ -25,6 +26,10 @@ from esclab.runs import Run, load_run
 CAVEAT = ("Caveat: with n = 5 folds or fewer these tests have little power. A two-sided Wilcoxon signed-rank "
           "test on 5 pairs cannot give p below 0.0625, and the folds are not independent samples (each model's "
           "training sets overlap), so read the p-values as a rough guide, not as proof of a difference.")
+
+
+class CompareError(EsclabError, ValueError):
+    """Runs that cannot be compared; the message says how they differ."""
 
 
 @dataclass
@@ -89,19 +94,19 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path, allow_different_te
             page then says how they differ.
 
     Raises:
-        FileNotFoundError: a folder is not a finished run.
-        ValueError: fewer than two runs, runs over different classes, or (unless
+        RunNotFoundError: a folder is not a finished run.
+        CompareError: fewer than two runs, runs over different classes, or (unless
             ``allow_different_tests``) over different test clips; the message says how they differ.
     """
     if len(run_dirs) < 2:
-        raise ValueError("compare needs at least two runs")
+        raise CompareError("compare needs at least two runs")
     runs = [load_run(d) for d in run_dirs]
     if any(r.class_names != runs[0].class_names for r in runs):
-        raise ValueError("the runs classify different class lists; compare runs on the same dataset")
+        raise CompareError("the runs classify different class lists; compare runs on the same dataset")
     labels = run_labels(runs)
     differences = test_set_differences(runs, labels)
     if differences and not allow_different_tests:
-        raise ValueError("the runs were tested on different clips, so their numbers are not comparable: "
+        raise CompareError("the runs were tested on different clips, so their numbers are not comparable: "
                          + "; ".join(differences) + ". Pass --allow-different-tests to compare them anyway")
     figures = Figures()
     sections = [accuracy_section(runs, labels, figures), per_class_section(runs, labels, figures),

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from esclab.evaluate.gallery import GalleryItem
 from esclab.evaluate.plots import to_data_uri
+from esclab.fsutil import atomic_write
 
 
 @dataclass
@@ -91,11 +92,9 @@ def render(out: Path, title: str, meta: str, sections: list[Section], figures: F
            details: list[tuple[str, str]] | None = None) -> Path:
     """Write the page: a title, a line of metadata, collapsed ``(summary, preformatted text)`` details
     and the sections, each figure embedded from ``figures``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     page = _ENV.get_template("page.html").render(title=title, meta=meta, sections=sections, images=figures.images,
                                                  details=[d for d in details or [] if d[1]])
-    out.write_text(page, encoding="utf-8")
-    return out
+    return atomic_write(out, page)
 
 
 def plain(value: Any) -> Any:
@@ -112,6 +111,5 @@ def plain(value: Any) -> Any:
 
 
 def write_json(data: Any, out: Path) -> Path:
-    """Write strict JSON (no NaN or Infinity)."""
-    out.write_text(json.dumps(plain(data), indent=1, allow_nan=False), encoding="utf-8")
-    return out
+    """Write strict JSON (no NaN or Infinity), atomically."""
+    return atomic_write(out, json.dumps(plain(data), indent=1, allow_nan=False))

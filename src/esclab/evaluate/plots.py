@@ -16,6 +16,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from esclab.fsutil import atomic_write  # noqa: E402
+
 
 def confusion_figure(matrix: np.ndarray, class_names: list[str], normalize: bool = False,
                      title: str = "Confusion matrix") -> Figure:
@@ -43,8 +45,9 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str], normalize: bool
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` atomically in the format its suffix names (``.png``, ``.svg``, ...) and close it."""
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix[1:], dpi=dpi))
     plt.close(fig)
     return path
 

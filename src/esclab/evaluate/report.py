@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from esclab import __version__
-from esclab.evaluate import metrics as M
+from esclab import metrics as M
 from esclab.evaluate.clips import load_clips
 from esclab.evaluate.gallery import build_gallery, worst_mistakes
 from esclab.evaluate.heatmaps import explain
@@ -76,7 +76,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
         options: what to include.
 
     Raises:
-        FileNotFoundError: ``run_dir`` is not a finished run.
+        RunNotFoundError: ``run_dir`` is not a finished run.
         esclab.bundle.BundleError: a fold's ``model.ckpt`` is missing or unreadable.
     """
     options = options or ReportOptions()

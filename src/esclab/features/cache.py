@@ -16,7 +16,6 @@ import logging
 import multiprocessing as mp
 import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -29,6 +28,7 @@ import torch
 from esclab.audio import AudioDecodeError, conform, native_rate, read_audio
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
+from esclab.fsutil import atomic_write
 from esclab.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -104,21 +104,6 @@ class FeatureCache:
             return None
         return arr
 
-    def compute(self, path: str | Path, clip_id: str = "") -> np.ndarray:
-        """Decode ``path`` and return its ``(n_mels, frames)`` log-mel (no cache involved)."""
-        return _log_mel(self.frontend, self.audio, self.wave_transform, str(path), clip_id)[0]
-
-    def get(self, path: str | Path, clip_id: str) -> np.ndarray:
-        """Cached log-mel of one clip, computed and stored on a miss."""
-        entry = self.entry(path, clip_id)
-        arr = self.read(entry)
-        if arr is None:
-            arr = self.compute(path, clip_id)
-            write_entry(entry, arr)
-            self.computed += 1
-        self._shape = arr.shape
-        return arr
-
     def load(self, paths: Sequence[str], clip_ids: Sequence[str], progress: bool = True,
              desc: str = "features", workers: int | None = None) -> tuple[np.ndarray, dict[str, str]]:
         """Log-mels of many clips ``(N_ok, n_mels, frames)`` and the unreadable ones (path -> reason).
@@ -158,7 +143,7 @@ class FeatureCache:
                     self.rates[pairs[index][0]] = result[1]
                 bar.update()
         if learnt:  # merged with what was read above; a concurrent writer can only cost header reads
-            _write_atomically(self.folder / RATES_FILE, json.dumps({**recorded, **learnt}, sort_keys=True).encode())
+            atomic_write(self.folder / RATES_FILE, json.dumps({**recorded, **learnt}, sort_keys=True))
         out = [s for s in specs if s is not None]
         shape = (0, self.features.n_mels, self.features.frames or 0)
         return (np.stack(out) if out else np.zeros(shape, np.float32)), bad
@@ -206,28 +191,12 @@ class FeatureCache:
         manifest = self.folder / "config.json"
         if not manifest.exists():
             feats = {k: v for k, v in asdict(self.features).items() if k not in _IGNORED_FEATURE_KEYS}
-            manifest.write_text(json.dumps({"audio": asdict(self.audio), "features": feats}, indent=2))
-
-
-def _write_atomically(path: Path, data: bytes | np.ndarray) -> None:
-    """Write ``data`` (bytes, or an array as ``.npy``) to a temporary file beside ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(data, np.ndarray):
-                np.save(fh, data, allow_pickle=False)
-            else:
-                fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            atomic_write(manifest, json.dumps({"audio": asdict(self.audio), "features": feats}, indent=2))
 
 
 def write_entry(entry: str | Path, arr: np.ndarray) -> None:
     """Write ``arr`` as a float32 ``.npy`` cache entry, atomically."""
-    _write_atomically(Path(entry), arr.astype(np.float32, copy=False))
+    atomic_write(entry, lambda fh: np.save(fh, arr.astype(np.float32, copy=False), allow_pickle=False))
 
 
 def _log_mel(frontend: torch.nn.Module, audio: AudioConfig, wave_transform: WaveTransform | None, path: str,

@@ -1,4 +1,5 @@
-"""Predict many files and folders, one result per file, never stopping at a bad one."""
+"""Score many files and folders with any :class:`~esclab.inference.scorer.Scorer` (a ``Predictor`` or a
+``Tagger``), one result per file, never stopping at a bad one."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError, pad_or_trim
-from esclab.inference.predictor import Predictor, batches
+from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError
 from esclab.inference.results import Prediction
+from esclab.inference.scorer import Scorer, batches
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,15 +49,6 @@ def _plot_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def _decode_clip(predictor: Predictor, path: Path) -> tuple[np.ndarray, int] | AudioDecodeError:
-    """One file as a clip-length waveform and its full length in samples, or why it failed."""
-    try:
-        wave = predictor.load(path)
-    except AudioDecodeError as err:
-        return err
-    return pad_or_trim(wave, predictor.clip_samples), len(wave)
-
-
 def _prefetch(pool: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
     """``map(fn, items)`` on ``pool``, in order, with at most ``ahead`` calls running or done and unread."""
     pending: deque[Future[R]] = deque()
@@ -68,55 +60,66 @@ def _prefetch(pool: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: i
         yield pending.popleft().result()
 
 
-def _predict_chunk(predictor: Predictor, files: list[Path], top_k: int) -> list[Prediction]:
-    """Decode a few files and classify the good ones in one forward pass; error records for the others."""
-    decoded = [_decode_clip(predictor, path) for path in files]
-    good = [clip for clip in decoded if not isinstance(clip, AudioDecodeError)]
-    rows = iter(predictor.probabilities(wave for wave, _ in good))
-    return [Prediction.failed(path, clip) if isinstance(clip, AudioDecodeError)
-            else predictor.clip_prediction(next(rows), clip[1], top_k, str(path))
-            for path, clip in zip(files, decoded, strict=True)]
+def _predict_chunk(scorer: Scorer, files: list[Path], top_k: int) -> list[Prediction]:
+    """Decode a few files and score the good ones in shared forward passes; error records for the others."""
+    outcomes: list[int | AudioDecodeError] = []  # each file's length in samples, or why it failed
+
+    def decoded() -> Iterator[np.ndarray]:
+        for path in files:
+            try:
+                wave = scorer.load(path)
+            except AudioDecodeError as err:
+                outcomes.append(err)
+                continue
+            outcomes.append(len(wave))
+            yield wave
+
+    rows = iter(scorer.pooled_scores(decoded()))
+    return [Prediction.failed(path, outcome, scorer.score_note) if isinstance(outcome, AudioDecodeError)
+            else scorer.clip_prediction(next(rows), outcome, top_k, str(path))
+            for path, outcome in zip(files, outcomes, strict=True)]
 
 
-def predict_clips(predictor: Predictor, files: Sequence[Path], top_k: int = 3,
+def predict_clips(scorer: Scorer, files: Sequence[Path], top_k: int | None = None,
                   workers: int | None = None, batch_size: int = CHUNK_SIZE) -> Iterator[Prediction]:
-    """One clip per file, in order: ``workers`` threads each decode ``batch_size`` files and classify them.
+    """One clip per file, in order: ``workers`` threads each decode ``batch_size`` files and score them.
 
     Each thread does the whole job for its chunk (libsndfile, soxr and torch all work outside
     the GIL), so the cores stay busy without a hand-off between a decoding stage and a model
-    stage. At most two chunks per thread are in flight, so memory stays bounded however many
-    files there are, and each waveform is cut to the clip length as soon as it is decoded. A
-    file that does not decode gives its error record.
+    stage. At most two chunks per thread are in flight, and a chunk's files are decoded as its
+    forward passes need them (:meth:`Scorer.pooled_scores`), so memory stays bounded however many
+    files there are. A file that does not decode gives its error record.
 
     Args:
-        predictor: the model to use.
+        scorer: the model to use.
         files: audio files.
-        top_k: classes per result.
+        top_k: classes per result (default: the scorer's).
         workers: threads (default: the number of CPUs, at most 8).
-        batch_size: files per chunk, i.e. clips per forward pass.
+        batch_size: files per chunk, i.e. clips per forward pass for ``clip`` inputs.
     """
     workers = workers or min(8, os.cpu_count() or 1)
+    top_k = scorer.resolve_top_k(top_k)
     with ThreadPoolExecutor(workers, thread_name_prefix="esclab-predict") as pool:
-        chunks = _prefetch(pool, partial(_predict_chunk, predictor, top_k=top_k), batches(files, batch_size),
+        chunks = _prefetch(pool, partial(_predict_chunk, scorer, top_k=top_k), batches(files, batch_size),
                            2 * workers)
         for chunk in chunks:
             yield from chunk
 
 
-def predict_paths(predictor: Predictor, paths: Iterable[str | Path], top_k: int = 3, long: bool = False,
+def predict_paths(scorer: Scorer, paths: Iterable[str | Path], top_k: int | None = None, long: bool = False,
                   window_s: float | None = None, hop_s: float | None = None,
                   plot_dir: str | Path | None = None, workers: int | None = None,
                   progress: Callable[[Prediction], None] | None = None) -> list[Prediction]:
-    """Classify every audio file under ``paths``; undecodable files give error records.
+    """Score every audio file under ``paths`` (a ``Predictor`` or a ``Tagger``); bad files give error records.
 
     Args:
-        predictor: the model to use.
+        scorer: the model to use.
         paths: files and folders.
-        top_k: classes per result.
-        long: sliding windows over each whole file (:meth:`Predictor.predict_long_wave`), one
+        top_k: classes per result, and per window with ``long`` (default: the scorer's ``default_top_k``).
+        long: sliding windows over each whole file (:meth:`Scorer.predict_long_wave`), one
             file at a time, instead of one clip per file (:func:`predict_clips`: parallel
             decoding, batched model).
-        window_s: window length for ``long`` (default: the model's clip length).
+        window_s: window length for ``long`` (default: the scorer's ``default_window_s``).
         hop_s: hop for ``long`` (default: half the window).
         plot_dir: with ``long``, write a timeline PNG per file here (``STEM.png``); unused otherwise.
         workers: decoding threads for one clip per file (see :func:`predict_clips`).
@@ -127,12 +130,14 @@ def predict_paths(predictor: Predictor, paths: Iterable[str | Path], top_k: int 
 
     Raises:
         WindowError: with ``long``, window settings that cannot work (checked before any file).
+        ValueError: ``top_k`` < 1 (checked before any file).
     """
+    top_k = scorer.resolve_top_k(top_k)
     if long:
-        predictor.window_samples(window_s, hop_s)
+        scorer.window_samples(window_s, hop_s)
     files = collect_audio_files(paths)
-    made = (_predict_long(predictor, files, top_k, window_s, hop_s, plot_dir) if long
-            else predict_clips(predictor, files, top_k, workers))
+    made = (_predict_long(scorer, files, top_k, window_s, hop_s, plot_dir) if long
+            else predict_clips(scorer, files, top_k, workers))
     results = []
     for result in made:
         results.append(result)
@@ -141,7 +146,7 @@ def predict_paths(predictor: Predictor, paths: Iterable[str | Path], top_k: int 
     return results
 
 
-def _predict_long(predictor: Predictor, files: list[Path], top_k: int, window_s: float | None,
+def _predict_long(scorer: Scorer, files: list[Path], top_k: int, window_s: float | None,
                   hop_s: float | None, plot_dir: str | Path | None) -> Iterator[Prediction]:
     taken: set[str] = set()
     if plot_dir is not None:
@@ -151,13 +156,13 @@ def _predict_long(predictor: Predictor, files: list[Path], top_k: int, window_s:
         from esclab.inference.timeline import timeline_figure
     for path in files:
         try:
-            wave = predictor.load(path)
+            wave = scorer.load(path)
         except AudioDecodeError as err:
-            yield Prediction.failed(path, err)
+            yield Prediction.failed(path, err, scorer.score_note)
             continue
-        result = predictor.predict_long_wave(wave, predictor.sample_rate, window_s, hop_s, top_k, str(path))
+        result = scorer.predict_long_wave(wave, scorer.sample_rate, window_s, hop_s, top_k, str(path))
         if plot_dir is not None:
-            fig = timeline_figure(predictor.spectrogram(wave), result.duration_s, result.segments,
-                                  predictor.class_names, title=path.name)
+            fig = timeline_figure(scorer.spectrogram(wave), result.duration_s, result.segments,
+                                  scorer.class_names, title=path.name)
             save(fig, Path(plot_dir) / _plot_name(path, taken))
         yield result

@@ -13,13 +13,15 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from esclab.errors import EsclabError
+
 
 @dataclass
 class ClassScore:
-    """One class and its softmax probability."""
+    """One class and its score: a softmax probability or a sigmoid score (the record's ``scores`` says which)."""
 
     label: str
-    probability: float
+    score: float
 
 
 @dataclass
@@ -35,20 +37,21 @@ class Window:
 class Segment:
     """Consecutive windows sharing their top class, merged.
 
-    ``probability`` is the label's mean probability over the merged windows.
+    ``score`` is the label's mean score over the merged windows.
     """
 
     start_s: float
     end_s: float
     label: str
-    probability: float
+    score: float
 
 
 @dataclass
 class Prediction:
     """The result for one file: top classes, and for long recordings its windows and segments.
 
-    ``error`` is set (and everything else empty) when the file could not be classified.
+    ``error`` is set (and the results empty) when the file could not be classified. ``scores`` says what
+    the scores are (``softmax: ...`` or ``sigmoid: ...``, from :data:`esclab.inference.scorer.SCORE_NOTES`).
     """
 
     file: str
@@ -57,17 +60,26 @@ class Prediction:
     windows: list[Window] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     error: str | None = None
+    scores: str = ""
 
     @classmethod
-    def failed(cls, path: str | Path, err: Exception) -> Prediction:
+    def failed(cls, path: str | Path, err: Exception, scores: str = "") -> Prediction:
         """An error record; a message starting with the path has the path dropped (the record names it)."""
-        return cls(file=str(path), error=str(err).removeprefix(f"{path}: "))
+        return cls(file=str(path), error=str(err).removeprefix(f"{path}: "), scores=scores)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON record: every ``score`` also under ``probability``, its name before 0.2.0 (until 0.3.0)."""
+        return asdict(self, dict_factory=_with_probability_alias)
 
 
-class WindowError(ValueError):
+def _with_probability_alias(fields: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(fields)
+    if "score" in record:
+        record["probability"] = record["score"]
+    return record
+
+
+class WindowError(EsclabError, ValueError):
     """Sliding-window settings that cannot cover a recording; the message says which and why."""
 
 
@@ -99,7 +111,7 @@ def merge_segments(windows: list[Window], duration_s: float) -> list[Segment]:
     for label, pairs in groupby(zip(windows, ends, strict=True), key=lambda pair: pair[0].top_k[0].label):
         run = list(pairs)
         segments.append(Segment(start_s=run[0][0].start_s, end_s=run[-1][1], label=label,
-                                probability=fmean(w.top_k[0].probability for w, _ in run)))
+                                score=fmean(w.top_k[0].score for w, _ in run)))
     return segments
 
 
@@ -131,7 +143,7 @@ def result_rows(results: list[Prediction], long: bool = False, *, windows: bool 
             rows += [[r.file, f"{w.start_s:.2f}", f"{w.end_s:.2f}", *_score_cells(w.top_k, width - 2), ""]
                      for w in r.windows]
         elif long:
-            rows += [[r.file, f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label, f"{s.probability:.4f}", ""]
+            rows += [[r.file, f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label, f"{s.score:.4f}", ""]
                      for s in r.segments]
         else:
             rows.append([r.file, *_score_cells(r.top_k, width), ""])
@@ -144,7 +156,7 @@ def _score_header(k: int, score: str) -> list[str]:
 
 def _score_cells(scores: list[ClassScore], width: int) -> list[str]:
     """Label and score cells, padded with empty cells to ``width``."""
-    cells = [c for s in scores for c in (s.label, f"{s.probability:.4f}")]
+    cells = [c for s in scores for c in (s.label, f"{s.score:.4f}")]
     return [*cells, *[""] * (width - len(cells))]
 
 

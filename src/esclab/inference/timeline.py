@@ -22,7 +22,7 @@ def timeline_figure(db: np.ndarray, seconds: float, segments: list[Segment], cla
     for seg in segments:
         index = class_names.index(seg.label)
         strip.axvspan(seg.start_s, seg.end_s, color=colors(2 * index % 20 + index // 10 % 2), alpha=0.85)
-        strip.text((seg.start_s + seg.end_s) / 2, 0.5, f"{seg.label}\n{seg.probability:.2f}", ha="center",
+        strip.text((seg.start_s + seg.end_s) / 2, 0.5, f"{seg.label}\n{seg.score:.2f}", ha="center",
                    va="center", fontsize=7, clip_on=True)
         ax.axvline(seg.start_s, color="white", linewidth=0.8, alpha=0.7)
     strip.set_yticks([])

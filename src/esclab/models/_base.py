@@ -27,6 +27,10 @@ class EscModel(nn.Module):
       for fine-tuning); the default is one group.
     * ``check_pretrained(state_dict, source)`` (optional) raises ``ValueError`` for a checkpoint
       of another width or family before :func:`~esclab.models.pretrained.load_pretrained` loads it.
+    * ``get_classifier()`` / ``reset_classifier(n)`` (timm's names): the module that maps the embedding
+      to logits, and its replacement by one new ``Linear(num_features, n)``. A linear probe reads the
+      embedding of ``forward_features`` and writes its solution into that Linear (resetting the head
+      first where it is not one Linear); ``classifier_reset`` records it, so a bundle rebuilds the same head.
     * ``frozen_blocks`` > 0 (families that support it): the leading layers are frozen and stay in eval
       mode, so their outputs are a fixed function of the input that training may cache
       (:mod:`esclab.train.frozen`). ``forward_frozen`` runs them, ``forward_from_frozen`` the rest;
@@ -54,6 +58,22 @@ class EscModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, M, T)`` log-mel -> ``(B, num_classes)`` logits."""
         return self.forward_head(self.forward_features(x))
+
+    #: set by :meth:`reset_classifier`: the head is one new Linear, not the family's own.
+    classifier_reset: bool = False
+
+    def get_classifier(self) -> nn.Module:  # pragma: no cover - abstract
+        """The module that maps the embedding (``forward_features``) to logits."""
+        raise NotImplementedError
+
+    def _set_classifier(self, head: nn.Module) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head by a new ``Linear(num_features, num_classes)`` on the embedding."""
+        self._set_classifier(nn.Linear(self.num_features, num_classes))
+        self.num_classes = num_classes
+        self.classifier_reset = True
 
     def forward_frozen(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen leading layers' output (the identity for a model without them)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 
+from esclab.config import ConfigError
 from esclab.models._base import EscModel
 
 _MODEL_ENTRYPOINTS: dict[str, Callable[..., EscModel]] = {}
@@ -53,6 +54,10 @@ def create_model(name: str, num_classes: int, pretrained: str | None = None,
     The :class:`~esclab.models.pretrained.LoadReport` of a pretrained load is kept as
     ``model.pretrained_report`` (``None`` without pretrained weights).
 
+    Raises:
+        ConfigError: an unknown model, or options its family does not take or refuses.
+        WeightsError: pretrained weights that cannot be found, read or loaded into the model.
+
     Example:
         >>> import torch
         >>> model = create_model("paper_cnn", num_classes=50, input_size=(64, 108)).eval()
@@ -63,13 +68,15 @@ def create_model(name: str, num_classes: int, pretrained: str | None = None,
     """
     _import_families()
     if name not in _MODEL_ENTRYPOINTS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_MODEL_ENTRYPOINTS))}")
+        raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(sorted(_MODEL_ENTRYPOINTS))}")
     try:
         model = _MODEL_ENTRYPOINTS[name](num_classes=num_classes, input_size=input_size, **kwargs)
     except TypeError as err:  # an option this family does not take, or one given twice
-        raise ValueError(f"model {name!r} cannot be built with options {sorted(kwargs)}: {err}. "
-                         f"Pick the model with its own config (--set model={name}) rather than "
-                         f"model.name, so another model's options do not carry over") from err
+        raise ConfigError(f"model {name!r} cannot be built with options {sorted(kwargs)}: {err}. "
+                          f"Pick the model with its own config (--set model={name}) rather than "
+                          f"model.name, so another model's options do not carry over") from err
+    except ValueError as err:  # an option out of range: the family's constructor says which
+        raise ConfigError(f"model {name!r}: {err}") from err
     model.pretrained_report = None
     if pretrained:
         from esclab.models.pretrained import load_pretrained

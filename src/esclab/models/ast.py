@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from esclab.models._base import EscModel
 from esclab.models._registry import register_model
@@ -99,6 +100,12 @@ class AST(EscModel):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.ast.classifier(features)
+
+    def get_classifier(self) -> nn.Module:
+        return self.ast.classifier  # transformers' LayerNorm + Linear
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        self.ast.classifier = head
 
     def transformers_state_dict(self, name_or_path: str) -> dict[str, torch.Tensor]:
         """The encoder weights of a transformers AST checkpoint, keyed and sized for this model.

@@ -103,6 +103,12 @@ class PaperCNN(EscModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(features)
 
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        self.classifier = head
+
     def gradcam_layer(self) -> nn.Module:
         return self.blocks[-1][2]  # ReLU of the last block, before pooling
 

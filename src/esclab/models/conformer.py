@@ -140,6 +140,12 @@ class Conformer(EscModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def get_classifier(self) -> nn.Module:
+        return self.head[-1]  # after the dropout (the identity in eval mode)
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        self.head[-1] = head
+
     def gradcam_layer(self) -> nn.Module:
         """The last 2-D conv activation (subsampling), ``(B, d_model, M/4, T/4)``."""
         return self.subsampling.conv[-1]

@@ -31,6 +31,7 @@ from torch import nn
 
 from esclab.models._base import EscModel
 from esclab.models._registry import register_model
+from esclab.weights import WeightsError
 
 AUDIOSET_CLASSES = 527
 HEADS = ("mlp", "linear")
@@ -170,6 +171,13 @@ class EfficientATMobileNet(EscModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier[2:](features)
 
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[2] if self.head == "linear" else self.classifier[2:]
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        self.classifier = nn.Sequential(*self.classifier[:2], head)
+        self.head = "linear"
+
     def gradcam_layer(self) -> nn.Module:
         return self.features[-1]
 
@@ -185,7 +193,8 @@ class EfficientATMobileNet(EscModel):
         """Refuse a checkpoint of another width or family before any tensor is loaded.
 
         Every body tensor (``features.*``) must be present with this model's shape; the head may differ
-        (another label set). Raises ``ValueError`` naming the first mismatches and both widths.
+        (another label set). Raises :class:`~esclab.weights.WeightsError` naming the first mismatches and both
+        widths.
         """
         own = {k: v.shape for k, v in self.state_dict().items() if k.startswith("features.")}
         theirs = {k: v.shape for k, v in state.items() if k.startswith("features.")}
@@ -198,7 +207,7 @@ class EfficientATMobileNet(EscModel):
         stem = state.get("features.0.0.weight")
         their_width = f"stem of {stem.shape[0]} channels" if stem is not None else "no EfficientAT stem"
         details = problems[:3] + [f"missing {k}" for k in absent[:3]] + [f"unexpected {k}" for k in extra[:3]]
-        raise ValueError(
+        raise WeightsError(
             f"{source} does not fit this EfficientAT MobileNet (width {self.width_mult:g}, stem of "
             f"{self.features[0][0].out_channels} channels): the checkpoint has {their_width}; "
             f"{len(problems)} shape mismatches, {len(absent)} missing and {len(extra)} unexpected body tensors "

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from esclab.weights import WeightsError
+
 TIMM_ARCH = "tf_efficientnet_lite0"
 
 
@@ -21,11 +23,11 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     """The ImageNet weights ``imagenet:NAME`` names, under timm key names.
 
     Raises:
-        ValueError: a name with no packaged weights.
+        WeightsError: a name with no packaged weights.
     """
     readers = {"efficientnet_lite0": efficientnet_lite0_state_dict}
     if name not in readers:
-        raise ValueError(f"no packaged ImageNet weights {name!r}; known: {', '.join(readers)}")
+        raise WeightsError(f"no packaged ImageNet weights {name!r}; known: {', '.join(readers)}")
     return readers[name]()
 
 

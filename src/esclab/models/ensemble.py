@@ -24,7 +24,8 @@ class ProbabilityEnsemble(EscModel):
 
     Args:
         num_classes: classes of every member.
-        members: each ``{"name": registered model, "kwargs": its options}``.
+        members: each ``{"name": registered model, "kwargs": its options}`` (and ``"classifier_reset": true``
+            for a member whose head was reset to one Linear, e.g. a probe's).
         weights: one non-negative weight per member (normalised; default: equal).
         input_size: ``(n_mels, frames)``, passed to every member.
 
@@ -44,9 +45,7 @@ class ProbabilityEnsemble(EscModel):
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
         if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"need one weight >= 0 per member ({len(members)}), not all 0; got {weights}")
-        self.members = nn.ModuleList(
-            create_model(m["name"], num_classes=num_classes, input_size=input_size, **dict(m.get("kwargs", {})))
-            for m in members)
+        self.members = nn.ModuleList(_member(m, num_classes, input_size) for m in members)
         self.register_buffer("weights", torch.tensor(weights) / sum(weights), persistent=False)
         self.num_classes = num_classes
         self.num_features = sum(m.num_features for m in self.members)
@@ -69,9 +68,24 @@ class ProbabilityEnsemble(EscModel):
             start += m.num_features
         return torch.log(probs.clamp_min(1e-12))
 
+    def get_classifier(self) -> nn.Module:
+        """The members' heads (an ensemble has no single one: :meth:`reset_classifier` refuses)."""
+        return nn.ModuleList(m.get_classifier() for m in self.members)
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        raise ValueError("an ensemble's heads are its members': reset them in the member runs, not here")
+
     def gradcam_layer(self) -> nn.Module | None:
         """The first member's last convolutional layer (Grad-CAM of the ensemble's score through it)."""
         return self.members[0].gradcam_layer()
+
+
+def _member(spec: Mapping[str, Any], num_classes: int, input_size: tuple[int, int | None] | None) -> EscModel:
+    """One member from ``{"name", "kwargs", "classifier_reset"}`` (its head reset where its run reset it)."""
+    model = create_model(spec["name"], num_classes=num_classes, input_size=input_size, **dict(spec.get("kwargs", {})))
+    if spec.get("classifier_reset"):
+        model.reset_classifier(num_classes)
+    return model
 
 
 @register_model

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from esclab.weights import resolve_weights
+from esclab.weights import WeightsError, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def load_pretrained(model: nn.Module, spec: str, partial: bool = False) -> LoadR
         The :class:`LoadReport` (also logged at INFO).
 
     Raises:
-        FileNotFoundError: a local path that does not exist.
-        RuntimeError: unreadable file, hub name not reachable (offline), or no tensor fits the model.
-        ValueError: a source kind the model cannot take (a transformers folder for a non-transformers model).
+        WeightsError: a local path that does not exist, an unreadable file, a hub name not reachable
+            (offline), a source kind the model cannot take (a transformers folder for a non-transformers
+            model), a checkpoint its family refuses (another width), or no tensor that fits the model.
         PartialLoadError: body tensors left at init or skipped, without ``partial``.
     """
     source = read_state_dict(model, spec)
@@ -113,7 +113,7 @@ def load_pretrained(model: nn.Module, spec: str, partial: bool = False) -> LoadR
             continue
         to_load[key] = tensor
     if not to_load:
-        raise RuntimeError(
+        raise WeightsError(
             f"no tensor in {spec!r} fits {type(model).__name__}: is it a checkpoint of this "
             f"architecture? First keys: {list(source)[:5]}"
         )
@@ -131,7 +131,7 @@ def load_pretrained(model: nn.Module, spec: str, partial: bool = False) -> LoadR
     return report
 
 
-class PartialLoadError(RuntimeError):
+class PartialLoadError(WeightsError):
     """Pretrained weights that leave part of the model's body at its initialisation."""
 
 
@@ -165,7 +165,7 @@ def read_state_dict(model: nn.Module, spec: str) -> dict[str, torch.Tensor]:
         return imagenet_state_dict(name)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"pretrained weights not found: {spec!r}. {_HOW}")
+        raise WeightsError(f"pretrained weights not found: {spec!r}. {_HOW}")
     if path.is_dir():
         return _transformers_state_dict(model, str(path), spec)
     return _read_file(path)
@@ -180,7 +180,7 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
         else:
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch and safetensors raise many types for a bad file
-        raise RuntimeError(f"cannot read weights from {path}: {str(err).rstrip('.')}. {_HOW}") from err
+        raise WeightsError(f"cannot read weights from {path}: {str(err).rstrip('.')}. {_HOW}") from err
     while isinstance(payload, Mapping):
         nested = next(
             (payload[k] for k in ("state_dict", "model") if isinstance(payload.get(k), Mapping)), None
@@ -189,14 +189,14 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             break
         payload = nested
     if not isinstance(payload, Mapping):
-        raise RuntimeError(f"{path} holds a {type(payload).__name__}, not a state dict. {_HOW}")
+        raise WeightsError(f"{path} holds a {type(payload).__name__}, not a state dict. {_HOW}")
     return {k: v for k, v in payload.items() if isinstance(v, torch.Tensor)}
 
 
 def _transformers_state_dict(model: nn.Module, name_or_path: str, spec: str) -> dict[str, torch.Tensor]:
     reader = getattr(model, "transformers_state_dict", None)
     if reader is None:
-        raise ValueError(
+        raise WeightsError(
             f"{spec!r} is a transformers checkpoint, which only transformers-based models "
             f"(ast_*) load; {type(model).__name__} needs a weight file. {_HOW}"
         )
@@ -214,7 +214,7 @@ def _fetch(spec: str, load: Callable[[], dict[str, torch.Tensor]]) -> dict[str, 
     try:
         return load()
     except Exception as err:  # hub clients raise OSError, HTTP and offline-mode errors alike
-        raise RuntimeError(
+        raise WeightsError(
             f"cannot load pretrained weights {spec!r}: {str(err).rstrip('.')}. A hub name needs "
             f"internet or a filled local cache (offline?): download the weights where there is "
             f"internet and pass the local copy. {_HOW}"

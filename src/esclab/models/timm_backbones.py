@@ -99,6 +99,12 @@ class TimmBackbone(EscModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def get_classifier(self) -> nn.Module:
+        return self.head[-1]  # after the dropout (the identity in eval mode)
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        self.head[-1] = head
+
     def gradcam_layer(self) -> nn.Module:
         """The module of timm's last feature map (``layer4``, ``Mixed_7c``, ``blocks.6``)."""
         return self.backbone.get_submodule(self.backbone.feature_info[-1]["module"])

@@ -95,6 +95,12 @@ class VGGish(EscModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def get_classifier(self) -> nn.Module:
+        return self.head[-1]  # after the dropout (the identity in eval mode)
+
+    def _set_classifier(self, head: nn.Module) -> None:
+        self.head[-1] = head
+
 
 @register_model
 def vggish(num_classes: int, **kwargs) -> VGGish:

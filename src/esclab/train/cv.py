@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +20,15 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
-from lightning.pytorch.profilers import AdvancedProfiler, Profiler, PyTorchProfiler, SimpleProfiler
 from lightning.pytorch.utilities import rank_zero_only
 
+from esclab import metrics as M
 from esclab.bundle import save_bundle
-from esclab.config import ExperimentConfig, load_config_file, save_config, to_dict
+from esclab.config import ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
 from esclab.data import ClipTable
 from esclab.data.datamodule import FoldDataModule
 from esclab.data.prepare import PreparedData, prepare_data
-from esclab.evaluate import metrics as M
-from esclab.evaluate.plots import confusion_figure, save
+from esclab.errors import EsclabError
 from esclab.features.cache import file_id
 from esclab.progress import format_duration, stderr_is_terminal
 from esclab.provenance import RunProvenance
@@ -37,6 +37,7 @@ from esclab.runs import (
     RunDir,
     join_log,
     set_log_aside,
+    write_csv,
     write_json,
     write_predictions,
     write_skipped,
@@ -44,15 +45,20 @@ from esclab.runs import (
 )
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
 from esclab.train.frozen import attach_frozen_outputs, trains_from_cache
-from esclab.train.loggers import build_loggers, check_logger
+from esclab.train.loggers import check_logger
 from esclab.train.module import ClassifierModule, count_parameters
-from esclab.train.precision import resolve_precision
-from esclab.train.probe import init_head_from_probe, load_embeddings, probe_fold
+from esclab.train.probe import init_head_from_probe, load_embeddings, probe_fold, standardized_embeddings
+from esclab.train.trainer import build_trainer, read_checkpoint, time_cap_facts
 
 log = logging.getLogger(__name__)
 
 
-class RunConflictError(ValueError):
+#: What may change when a run resumes: which folds run, whether missing clips are allowed, how it prints and
+#: where the curves also go. Anything else is the recipe, and a run folder refuses another one.
+RESUMABLE_KEYS = ("data.folds", "data.allow_missing", "train.progress_bar", "train.logger")
+
+
+class RunConflictError(EsclabError, ValueError):
     """The output folder holds a run with a different configuration."""
 
 
@@ -70,8 +76,10 @@ def default_run_dir(cfg: ExperimentConfig) -> Path:
 
 
 def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> CVResult:
-    """Cross-validate ``cfg`` over ``cfg.data.folds``; resumable. The report is built apart
-    (:func:`esclab.evaluate.report.build_report`), as ``esclab cv`` does after this returns.
+    """Cross-validate ``cfg`` over ``cfg.data.folds``; resumable. Training writes numbers; the pictures
+    (:func:`esclab.evaluate.run_figures.draw_run_figures`: ``confusion_matrix.png``) and the report
+    (:func:`esclab.evaluate.report.build_report`) are drawn apart, as ``esclab cv`` does after this returns:
+    a library caller calls those two functions on ``out_dir`` for the same files.
 
     Args:
         cfg: the resolved experiment.
@@ -99,19 +107,36 @@ def run_cv(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: b
         ([1, 2], 'last epoch', 8)
     """
     if cfg.train.mode == "ensemble":
-        raise ValueError("train.mode ensemble is a run made from finished runs: use `esclab ensemble RUN RUN ... --out`")
+        raise ConfigError("train.mode ensemble is a run made from finished runs: use `esclab ensemble RUN RUN ... --out`")
     check_logger(cfg.train.logger)  # a missing MLflow stops here, before a run folder or any data
     out = Path(out_dir) if out_dir else default_run_dir(cfg)
     run = RunDir(out)
     _claim_run_dir(out, cfg)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
+    with torch_threads(cfg.train.num_threads):
+        return _run_folds(cfg, run, progress)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` (``None``: unchanged) inside, restored after."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_folds(cfg: ExperimentConfig, run: RunDir, progress: bool) -> CVResult:
+    """Prepare the data once, then train, test and write every unfinished fold, then the summary."""
+    out = run.path
     provenance = RunProvenance(run.env, torch.get_num_threads())
     if is_main_process():
         provenance.start()
     start = time.perf_counter()
     data = prepare_data(cfg, progress=progress)
-    if cfg.train.mode == "probe":
+    if cfg.train.mode == "probe" and not cfg.features.standardize:  # standardised: per fold, in _probe_fold
         paths = data.table.clips["path"].tolist()
         data.embeddings = load_embeddings(cfg, data.specs, data.table.clips["clip_id"].tolist(),
                                           [file_id(p) for p in paths], len(data.table.class_names), progress=progress)
@@ -161,11 +186,10 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     if saved.is_file():
         previous = to_dict(load_config_file(saved))
         current = to_dict(cfg)
-        for d in (previous, current):  # which folds run, how it prints and permissions may change on resume
-            d["data"].pop("folds")
-            d["data"].pop("allow_missing", None)
-            d["train"].pop("progress_bar")
-            d["train"].pop("logger", None)  # where the curves also go; not the recipe
+        for d in (previous, current):
+            for key in RESUMABLE_KEYS:
+                group, name = key.split(".")
+                d[group].pop(name, None)
         if previous != current:
             diff = sorted(f"{g}.{k}" for g in current if isinstance(current[g], dict)
                           for k in current[g] if previous.get(g, {}).get(k) != current[g][k])
@@ -174,43 +198,6 @@ def _claim_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         save_config(cfg, saved)
-
-
-def build_profiler(name: str | None, fold_dir: Path) -> Profiler | None:
-    """Lightning's profiler of that name, writing ``fold_dir/fit-profile.txt`` (``None``: no profiling)."""
-    kinds = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
-    return kinds[name](dirpath=fold_dir, filename="profile") if name else None
-
-
-def build_trainer(cfg: ExperimentConfig, fold_dir: Path, extra_callbacks: list[L.Callback], has_val: bool,
-                  progress_bar: bool) -> L.Trainer:
-    """A Trainer with the run's precision, devices and strategy; checkpoints under ``fold_dir``.
-
-    Lightning's bar shows when ``progress_bar``.
-    """
-    t = cfg.train
-    mode = "max" if t.monitor.endswith("acc") else "min"
-    # The tested checkpoint is fixed in advance: the best validation epoch, or the last epoch without a
-    # validation split (no early stopping then: nothing but a held-out split may stop a recipe early).
-    if has_val:
-        ckpt = ModelCheckpoint(dirpath=FoldDir(fold_dir).checkpoints, filename="best", monitor=t.monitor, mode=mode,
-                               save_last=True, save_top_k=1)
-        callbacks = [ckpt, EarlyStopping(monitor=t.monitor, mode=mode, patience=t.early_stopping_patience)]
-    else:
-        # Kept every epoch (resumable); save_top_k=0 with save_last would write it only when training ends,
-        # with the epoch counter already advanced past the last epoch.
-        callbacks = [ModelCheckpoint(dirpath=FoldDir(fold_dir).checkpoints, filename="last", save_top_k=1,
-                                     enable_version_counter=False)]
-    return L.Trainer(
-        max_epochs=t.max_epochs, max_time=timedelta(minutes=t.max_time_min) if t.max_time_min else None,
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-        num_nodes=t.num_nodes, precision=resolve_precision(t.precision, t.accelerator), deterministic=t.deterministic,
-        callbacks=[*callbacks, LearningRateMonitor(logging_interval="epoch"), *extra_callbacks],
-        logger=build_loggers(t.logger, fold_dir, cfg.name), enable_progress_bar=progress_bar,
-        enable_model_summary=False, reload_dataloaders_every_n_epochs=1 if t.progressive else 0,
-        num_sanity_val_steps=0, default_root_dir=fold_dir, log_every_n_steps=10,
-        limit_val_batches=1.0 if has_val else 0, profiler=build_profiler(t.profiler, fold_dir),
-    )
 
 
 def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path, progress: bool = True,
@@ -246,8 +233,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     head_facts = {}
     if cfg.train.head_init == "probe":  # LP-FT: start from the training split's linear probe
         head_facts = init_head_from_probe(module.model, inputs[dm.train_idx], clips["target"].to_numpy()[dm.train_idx],
-                                          cfg.train.probe_c, cfg.train.seed, cfg.model.name,
-                                          from_frozen=trains_from_cache(cfg))
+                                          cfg.train.probe_c, cfg.train.seed, from_frozen=trains_from_cache(cfg))
     timer, clock = EpochTimer(), FitClock()
     callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
     bar = cfg.train.progress_bar and progress and stderr_is_terminal()
@@ -257,7 +243,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     last = files.last_checkpoint
     resume = last.is_file()
     if resume and trainer.is_global_zero:
-        set_log_aside(files, _checkpoint(last)["global_step"])
+        set_log_aside(files, read_checkpoint(last)["global_step"])
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         join_log(files)
@@ -265,7 +251,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     probs = predict(module, dm, tested_path)
     result = {
         "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
-        "tested_epoch": int(_checkpoint(tested_path)["epoch"]) + 1,
+        "tested_epoch": int(read_checkpoint(tested_path)["epoch"]) + 1,
         "epochs": int(trainer.current_epoch),
         **time_cap_facts(trainer, cfg),
         "steps": int(trainer.global_step),
@@ -291,47 +277,21 @@ def pretrained_facts(model: torch.nn.Module) -> dict[str, Any]:
     return {"pretrained": report.facts()} if report is not None else {}
 
 
-def _checkpoint(path: str | Path) -> dict[str, Any]:
-    """One of this fold's own Lightning checkpoints (it holds loop state, so not ``weights_only``).
-
-    Memory-mapped: the callers read the epoch and step counters, not the weights Lightning loads itself.
-    """
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-
-
-def time_cap_facts(trainer: L.Trainer, cfg: ExperimentConfig) -> dict[str, Any]:
-    """``truncated`` (always written): did ``train.max_time_min`` stop the fold before its planned epochs?
-
-    Early stopping on a validation split is part of a recipe and is not truncation. A truncated
-    one-cycle schedule never annealed its learning rate; ``warning`` says so.
-    """
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    stopped_early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
-    done = trainer.fit_loop.epoch_progress.current.completed
-    truncated = bool(timer is not None and timer.time_remaining() <= 0 and not stopped_early
-                     and done < cfg.train.max_epochs)
-    facts: dict[str, Any] = {"truncated": truncated, "planned_epochs": int(cfg.train.max_epochs),
-                             "completed_epochs": int(done)}
-    if truncated:
-        facts["warning"] = (f"train.max_time_min={cfg.train.max_time_min} stopped the fold after {done} of "
-                            f"{cfg.train.max_epochs} planned epochs")
-        if cfg.train.lr_schedule == "onecycle":
-            facts["warning"] += ": the one-cycle schedule never reached its annealing end"
-        log.warning(facts["warning"])
-    return facts
-
-
 def _probe_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path) -> dict[str, Any]:
     """``train.mode=probe``: a linear head on the cached embeddings of the training folds."""
     folds = data.table.clips["fold"].to_numpy()
     train_idx, test_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     fold_dir.mkdir(parents=True, exist_ok=True)
     write_split(FoldDir(fold_dir).split, data.table.clips["clip_id"], {"train": train_idx, "test": test_idx})
-    model, probs, facts = probe_fold(cfg, data.embeddings, data.table.clips["target"].to_numpy(), folds,
+    embeddings, standardize = data.embeddings, None
+    if cfg.features.standardize:  # statistics of this fold's training clips, so embeddings of this fold
+        embeddings, standardize = standardized_embeddings(cfg, data.specs, train_idx, len(data.table.class_names))
+    model, probs, facts = probe_fold(cfg, embeddings, data.table.clips["target"].to_numpy(), folds,
                                      train_idx, test_idx, len(data.table.class_names))
     result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "truncated": False,
               "n_train": int(len(train_idx)), "n_val": 0, **pretrained_facts(model)}
-    return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, None, result, facts["model_kwargs"])
+    return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, standardize, result,
+                        facts["model_kwargs"])
 
 
 def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: Path, test_idx: np.ndarray,
@@ -377,15 +337,14 @@ def predict(module: ClassifierModule, dm: FoldDataModule, checkpoint: str) -> np
 
 def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],
               wall_time: float) -> dict[str, Any]:
-    """Pool the folds' predictions: summary.json, confusion matrix (CSV, PNG), per-class report."""
+    """Pool the folds' predictions: summary.json, confusion matrix (CSV), per-class report (numbers only:
+    :func:`esclab.evaluate.run_figures.draw_run_figures` draws the pictures)."""
     names = table.class_names
     preds = pd.concat([pd.read_csv(run.fold(k).predictions) for k in sorted(results)])
     matrix = M.confusion(preds["target"].to_numpy(), preds["pred"].to_numpy(), len(names))
-    pd.DataFrame(matrix, index=names, columns=names).to_csv(run.confusion_csv)
-    save(confusion_figure(matrix, names, title=f"{cfg.name}: pooled over folds {sorted(results)}"),
-         run.confusion_png)
-    M.per_class_report(preds["target"].to_numpy(), preds["pred"].to_numpy(), names).to_csv(
-        run.per_class, index=False, float_format="%.4f")
+    write_csv(run.confusion_csv, pd.DataFrame(matrix, index=names, columns=names))
+    write_csv(run.per_class, M.per_class_report(preds["target"].to_numpy(), preds["pred"].to_numpy(), names),
+              index=False, float_format="%.4f")
     acc_mean, acc_std = M.mean_std([r["accuracy"] for r in results.values()])
     f1_mean, f1_std = M.mean_std([r["macro_f1"] for r in results.values()])
     epoch_times = [r["epoch_time_s"] for r in results.values() if r.get("epoch_time_s")]

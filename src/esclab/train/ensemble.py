@@ -19,17 +19,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from esclab import metrics as M
 from esclab.bundle import Bundle, load_bundle, save_bundle
 from esclab.config import ExperimentConfig, ModelConfig, load_config_file, save_config
 from esclab.data import load_dataset
-from esclab.evaluate import metrics as M
+from esclab.errors import EsclabError
 from esclab.models import create_model
 from esclab.provenance import RunProvenance
 from esclab.runs import RunDir, write_json, write_predictions
 from esclab.train.cv import CVResult, summarize
 
 
-class EnsembleError(ValueError):
+class EnsembleError(EsclabError, ValueError):
     """Runs that cannot be combined; the message says why."""
 
 
@@ -106,7 +107,7 @@ def _combine_fold(members: list[RunDir], weights: list[float], fold: int, run: R
     bundles = [load_bundle(m.fold(fold).bundle) for m in members]
     _check_same_input(bundles, members)
     model = create_model("ensemble", num_classes=len(class_names), input_size=bundles[0].features.input_size,
-                         members=[{"name": b.model_name, "kwargs": b.model_kwargs} for b in bundles], weights=weights)
+                         **model_kwargs_of(bundles, weights))
     for target, bundle in zip(model.members, bundles, strict=True):
         target.load_state_dict(bundle.model.state_dict())
     tables = [pd.read_csv(m.fold(fold).predictions) for m in members]
@@ -144,7 +145,9 @@ def _combine_fold(members: list[RunDir], weights: list[float], fold: int, run: R
 
 def model_kwargs_of(bundles: list[Bundle], weights: list[float]) -> dict[str, Any]:
     """The ensemble's ``create_model`` options: each member's model and options, and the weights."""
-    return {"members": [{"name": b.model_name, "kwargs": b.model_kwargs} for b in bundles], "weights": list(weights)}
+    return {"members": [{"name": b.model_name, "kwargs": b.model_kwargs,
+                         "classifier_reset": bool(b.model.classifier_reset)} for b in bundles],
+            "weights": list(weights)}
 
 
 def _check_same_input(bundles: list[Bundle], members: list[RunDir]) -> None:

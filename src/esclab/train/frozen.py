@@ -28,6 +28,7 @@ from esclab.config import ExperimentConfig
 from esclab.data.bank import bank_variants
 from esclab.data.prepare import PreparedData
 from esclab.features.cache import cache_key, file_id
+from esclab.fsutil import atomic_write
 from esclab.models import EscModel, create_model, prepare_for_inference
 from esclab.progress import track
 from esclab.train.probe import weights_fingerprint
@@ -106,9 +107,7 @@ def load_frozen_outputs(cfg: ExperimentConfig, model: EscModel, weights_sha256: 
         outputs = run_frozen(model, values, progress=progress, desc=desc)
         log.info("%s: %d clips through %d frozen layers in %.1f s", desc, len(values), model.frozen_blocks,
                  time.perf_counter() - start)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, outputs)
-        tmp.replace(path)
+        atomic_write(path, lambda fh: np.save(fh, outputs, allow_pickle=False))
         return outputs
 
     clean = one(specs, "clean", "frozen layers (clean)")

@@ -15,10 +15,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from esclab.augment import build_level_mix, build_mixup, build_spec_augment
 from esclab.config import AugmentConfig, TrainConfig
-from esclab.evaluate.tta import tta_probabilities
 from esclab.features.frontend import Standardize
 from esclab.models import create_model
 from esclab.train.optimizer import build_optimizer, penalty_in_loss
+from esclab.tta import tta_probabilities
 
 
 class ClassifierModule(L.LightningModule):

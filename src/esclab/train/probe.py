@@ -31,6 +31,8 @@ from sklearn.preprocessing import StandardScaler
 
 from esclab.config import ExperimentConfig
 from esclab.features.cache import cache_key
+from esclab.features.frontend import Standardize, band_statistics
+from esclab.fsutil import atomic_write
 from esclab.models import EscModel, create_model, prepare_for_inference
 from esclab.progress import track
 
@@ -156,11 +158,22 @@ def _load_embedding(cfg: ExperimentConfig, specs: np.ndarray, clip_ids: list[str
     embeddings = embed(probe_model(cfg, num_classes), specs, progress=progress)
     log.info("embedded %d clips (%d values each) in %.1f s", len(embeddings), embeddings.shape[1],
              time.perf_counter() - start)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, embeddings=embeddings, clip_ids=np.asarray(clip_ids))
-    tmp.replace(path)
+    atomic_write(path, lambda fh: np.savez(fh, embeddings=embeddings, clip_ids=np.asarray(clip_ids)))
     return embeddings
+
+
+def standardized_embeddings(cfg: ExperimentConfig, specs: np.ndarray, train_idx: np.ndarray,
+                            num_classes: int) -> tuple[list[np.ndarray], Standardize]:
+    """Embeddings of per-band standardised log-mels (``features.standardize``), one per candidate.
+
+    The statistics come from the fold's training clips only, so these embeddings belong to one fold and are
+    not cached; the returned :class:`Standardize` goes into the fold's bundle.
+    """
+    standardize = Standardize(*band_statistics(torch.from_numpy(specs[train_idx])))
+    with torch.no_grad():
+        scaled = standardize(torch.from_numpy(specs).unsqueeze(1))[:, 0].numpy()
+    embeddings = [embed(probe_model(with_kwargs(cfg, kwargs), num_classes), scaled) for kwargs in probe_candidates(cfg)]
+    return embeddings, standardize
 
 
 def choose_probe(embeddings: list[np.ndarray], targets: np.ndarray, groups: np.ndarray, c: float,
@@ -202,7 +215,7 @@ def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.
     kwargs = probe_candidates(cfg)[chosen]
     weight, bias = linear_head_of(pipeline)
     model = probe_model(with_kwargs(cfg, kwargs), num_classes)
-    set_linear_head(model, weight, bias, cfg.model.name)
+    set_linear_head(model, weight, bias)
     with torch.no_grad():
         logits = model.forward_head(torch.from_numpy(embeddings[chosen][test_idx]).float())
     probs = torch.softmax(logits, dim=1).numpy()
@@ -213,19 +226,20 @@ def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.
     return model.eval(), probs, facts
 
 
-def set_linear_head(model: EscModel, weight: np.ndarray, bias: np.ndarray, name: str) -> None:
-    """Copy ``weight (C, D)`` and ``bias (C,)`` into the model's head, which must be one Linear of that shape."""
-    head = model.classifier[-1] if hasattr(model, "classifier") else None
+def set_linear_head(model: EscModel, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Copy ``weight (C, D)`` and ``bias (C,)`` into the model's head, resetting the head to one
+    ``Linear(D, C)`` first where it is not one (an MLP head, AST's LayerNorm + Linear)."""
+    head = model.get_classifier()
     if not isinstance(head, torch.nn.Linear) or tuple(head.weight.shape) != weight.shape:
-        raise ValueError(f"a probe head needs a model whose head is one Linear on the embedding "
-                         f"(model.kwargs.head: linear); {name} has {type(head).__name__}")
+        model.reset_classifier(weight.shape[0])
+        head = model.get_classifier()
     with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(weight))
-        head.bias.copy_(torch.from_numpy(bias))
+        head.weight.copy_(torch.from_numpy(weight).to(head.weight.dtype))
+        head.bias.copy_(torch.from_numpy(bias).to(head.bias.dtype))
 
 
 def init_head_from_probe(model: EscModel, inputs: np.ndarray, targets: np.ndarray, c: float, seed: int,
-                         name: str, from_frozen: bool = False) -> dict[str, Any]:
+                         from_frozen: bool = False) -> dict[str, Any]:
     """LP-FT's first step: set ``model``'s linear head to the linear probe of ``inputs`` (the training split).
 
     The standardised logistic regression (``C = c``) on the model's embeddings folds into its head
@@ -235,6 +249,6 @@ def init_head_from_probe(model: EscModel, inputs: np.ndarray, targets: np.ndarra
     start = time.perf_counter()
     embeddings = embed(model, inputs, from_frozen=from_frozen)
     pipeline = fit_probe(embeddings, targets, c, seed)
-    set_linear_head(model, *linear_head_of(pipeline), name)
+    set_linear_head(model, *linear_head_of(pipeline))
     return {"head_init": "probe", "head_init_c": c, "head_init_train_accuracy": float(pipeline.score(embeddings, targets)),
             "head_init_time_s": round(time.perf_counter() - start, 1)}

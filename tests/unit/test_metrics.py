@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from esclab.evaluate import metrics as M
+from esclab import metrics as M
 
 NAMES = ["a", "b", "c", "d"]
 

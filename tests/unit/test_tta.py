@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esclab.evaluate.tta import shift_offsets, time_shift_views, tta_probabilities
+from esclab.tta import shift_offsets, time_shift_views, tta_probabilities
 
 
 def test_offsets_are_evenly_spaced_from_zero():
