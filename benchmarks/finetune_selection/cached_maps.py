@@ -32,24 +32,9 @@ import sys
 import time
 from types import SimpleNamespace
 
+import common
 import numpy as np
 import torch
-from common import (
-    BATCH,
-    PATHS,
-    accuracy,
-    adam_with_schedule,
-    create_mn04,
-    fit_inner_probe,
-    mixup,
-    one_hot,
-    parse_training_options,
-    roll_each,
-    set_head_from_probe,
-    start_training,
-    train_mode,
-    train_step,
-)
 
 DEFAULTS = {
     "start": 5,  # index of the first trainable layer; the layers before it are frozen and cached
@@ -66,7 +51,7 @@ DEFAULTS = {
     "val": 5,  # validation fold; the other folds of 2-5 train
     "tag": "",  # label printed in front of every epoch line
     "pc": 1.0,  # the probe's C (inverse L2 strength)
-    **PATHS,
+    **common.PATHS,
 }
 
 
@@ -75,7 +60,7 @@ def parse_options(argv: list[str]) -> SimpleNamespace:
 
     Keys that ``DEFAULTS`` does not know are ignored, as they always were, with a note on stderr.
     """
-    return SimpleNamespace(**parse_training_options(argv, DEFAULTS))
+    return SimpleNamespace(**common.parse_training_options(argv, DEFAULTS))
 
 
 def run_prefix(model: torch.nn.Module, start: int, specs: torch.Tensor) -> torch.Tensor:
@@ -127,7 +112,7 @@ def evaluate(model: torch.nn.Module, start: int, maps: torch.Tensor, val_idx: np
     with torch.inference_mode():
         logits = torch.cat([model.classifier(model.features[start:](maps[val_idx[i:i + 128]]))
                             for i in range(0, len(val_idx), 128)])
-    return accuracy(logits, targets[val_idx])
+    return common.accuracy(logits, targets[val_idx])
 
 
 def train_epoch(model: torch.nn.Module, maps: torch.Tensor, train_idx: np.ndarray, targets: np.ndarray,
@@ -136,28 +121,28 @@ def train_epoch(model: torch.nn.Module, maps: torch.Tensor, train_idx: np.ndarra
                 gen: torch.Generator) -> float:
     """One pass over the training clips, each as a random one of its ``(V + 1)`` cached maps in ``maps``;
     returns the mean training loss."""
-    train_mode(model, opts.bneval)
+    common.train_mode(model, opts.bneval)
     model.features[:opts.start].eval()
     order = rng.permutation(train_idx)
     variant = rng.integers(0, len(maps), len(order))
     total_loss = 0
-    for i in range(0, len(order), BATCH):
-        idx = order[i:i + BATCH]
-        hidden = maps[variant[i:i + BATCH], idx].clone()
+    for i in range(0, len(order), common.BATCH):
+        idx = order[i:i + common.BATCH]
+        hidden = maps[variant[i:i + common.BATCH], idx].clone()
         if opts.roll:
-            hidden = roll_each(hidden, rng.integers(-opts.roll, opts.roll + 1, len(idx)))
-        target = one_hot(targets[idx])
+            hidden = common.roll_each(hidden, rng.integers(-opts.roll, opts.roll + 1, len(idx)))
+        target = common.one_hot(targets[idx])
         if opts.mixup > 0:
-            hidden, target = mixup(hidden, target, opts.mixup, gen)
+            hidden, target = common.mixup(hidden, target, opts.mixup, gen)
         logits = model.classifier(model.features[opts.start:](hidden))
-        total_loss += train_step(logits, target, opts.ls, optimizer, scheduler) * len(idx)
+        total_loss += common.train_step(logits, target, opts.ls, optimizer, scheduler) * len(idx)
     return total_loss / len(order)
 
 
 def main() -> None:
     opts = parse_options(sys.argv[1:])
-    data, targets, train_idx, val_idx = start_training(opts)
-    model = create_mn04(opts.weights, head="linear")
+    data, targets, train_idx, val_idx = common.start_training(opts)
+    model = common.create_mn04(opts.weights, head="linear")
     model.eval()
     specs = torch.from_numpy(data.specs)
     rng = np.random.default_rng(0)
@@ -167,14 +152,14 @@ def main() -> None:
     print("prefix cache", time.time() - started, "s", tuple(clean.shape), flush=True)
 
     started = time.time()
-    probe = fit_inner_probe(embed(model, opts.start, clean, train_idx), targets[train_idx], opts.pc)
+    probe = common.fit_inner_probe(embed(model, opts.start, clean, train_idx), targets[train_idx], opts.pc)
     probe_acc = float((probe.predict(embed(model, opts.start, clean, val_idx)) == targets[val_idx]).mean())
     print("probe val acc", probe_acc, round(time.time() - started, 1), "s", flush=True)
     if opts.head == "probe":
-        set_head_from_probe(model, probe)
+        common.set_head_from_probe(model, probe)
     print("start val acc", evaluate(model, opts.start, clean, val_idx, targets), flush=True)
 
-    optimizer, scheduler = adam_with_schedule(list(model.features[opts.start:].parameters()), model, opts,
+    optimizer, scheduler = common.adam_with_schedule(list(model.features[opts.start:].parameters()), model, opts,
                                               len(train_idx))
     maps = torch.stack([clean, *variants])  # (V + 1, N, C, H, W)
     gen = torch.Generator().manual_seed(0)
