@@ -46,6 +46,17 @@ class Bundle:
         """Time step of one spectrogram frame (hop / sample rate)."""
         return self.features.hop_length / self.audio.sample_rate
 
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The fold's calibration (:func:`esclab.calibration.calibrate`), already folded into the model's head;
+        ``None`` for an uncalibrated model."""
+        return self.metrics.get("calibration") or None
+
+    @property
+    def reject_below(self) -> float | None:
+        """The rejection threshold on the best calibrated probability (``unknown`` below it), or ``None``."""
+        return None if self.calibration is None else float(self.calibration["reject_below"])
+
     def logits(self, wave: torch.Tensor) -> torch.Tensor:
         """``(B, samples)`` waveform at ``audio.sample_rate`` -> ``(B, num_classes)`` logits."""
         with torch.no_grad():

@@ -157,18 +157,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _scoring_args(p: argparse.ArgumentParser, top_k: int, window: str) -> None:
+def _probability(text: str) -> float:
+    from esclab.calibration import check_threshold
+
+    try:
+        return check_threshold(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _scoring_args(p: argparse.ArgumentParser, top_k: int, window: str, reject: str) -> None:
     """The arguments of ``predict`` and ``tag``: what to score, how many classes, the windows of ``--long``."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--top-k", type=_positive_int, default=top_k, help=f"classes per row (default {top_k})")
     p.add_argument("--window", type=float, help=f"--long window in seconds (default: {window})")
     p.add_argument("--hop", type=float, help="--long hop in seconds (default: half the window)")
     p.add_argument("--workers", type=_positive_int, help="threads that decode and score (default: CPUs, at most 8)")
+    p.add_argument("--reject-below", type=_probability, metavar="P",
+                   help=f"answer 'unknown' when the best score is below P, in [0, 1] (default: {reject})")
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="bundle .ckpt, or a run folder (uses its best fold)")
-    _scoring_args(p, top_k=3, window="the model's clip length")
+    _scoring_args(p, top_k=3, window="the model's clip length",
+                  reject="the bundle's threshold, chosen for 5 %% false rejections when it was calibrated; 0: off")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"),
                    help="output; with --long, table and csv list merged segments, json also every window")
     p.add_argument("--long", action="store_true", help="sliding windows over whole recordings")
@@ -200,14 +212,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor
     from esclab.inference.results import format_results
 
-    predictor = Predictor.from_checkpoint(args.checkpoint)
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.reject_below)
     results = _score_paths(predictor, args, args.plot)
     print(format_results(results, args.format, args.long, score=predictor.score_column))
     return int(any(r.error is not None for r in results))
 
 
 def _tag_args(p: argparse.ArgumentParser) -> None:
-    _scoring_args(p, top_k=5, window="5")
+    _scoring_args(p, top_k=5, window="5", reject="off: tagging has no bundle to calibrate")
     p.add_argument("--long", action="store_true", help="a timeline: sliding windows with their top classes")
     p.add_argument("--weights", default="efficientat:mn04_as",
                    help="AudioSet weights by name (default efficientat:mn04_as; also mn10_as, mn40_as, ...)")
@@ -222,6 +234,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from esclab.inference.results import format_results
 
     tagger = Tagger.from_name(args.weights)
+    tagger.reject_below = args.reject_below
     results = _score_paths(tagger, args)
     print(format_results(results, args.format, windows=args.long, score=tagger.score_column))
     return int(any(r.error is not None for r in results))
@@ -256,6 +269,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="most clips of concurrent requests in one forward pass (default 8; 1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="longest a forward pass waits for more requests (default 5 ms)")
+    p.add_argument("--reject-below", type=_probability, metavar="P",
+                   help="answer 'unknown' when the best probability is below P (default: the bundle's threshold; 0: off)")
 
 
 @command("serve", "serve a model: JSON API and a web page to upload a sound", _serve_args)
@@ -265,7 +280,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor
     from esclab.serve import create_app
 
-    app = create_app(Predictor.from_checkpoint(args.checkpoint), args.max_mb, args.max_seconds, args.max_batch,
+    app = create_app(Predictor.from_checkpoint(args.checkpoint, args.reject_below), args.max_mb, args.max_seconds, args.max_batch,
                      args.max_wait_ms)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

@@ -167,6 +167,11 @@ class TrainConfig:
     head is set to the linear probe of the training split (``probe_c``), so fine-tuning starts from the
     probe's solution (LP-FT, Kumar et al., ICLR 2022).
     Without a validation split the last epoch is tested; with one, the best validation epoch.
+    ``calibrate``: fit a temperature per fold on predictions for clips the fold did not train on and that
+    are not its test fold (a probe: leave-one-fold-out over its training folds; ``fit``: the grouped
+    validation split; without one the fold stays uncalibrated, with a warning), fold it into the head
+    and choose the rejection threshold (``unknown`` below it) for a ``false_rejection`` share of those
+    clips (:mod:`esclab.calibration`).
     ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
     reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
@@ -177,6 +182,8 @@ class TrainConfig:
     probe_c: float = 1.0
     probe_c_grid: list[float] = field(default_factory=list)
     probe_grid: list[dict[str, Any]] = field(default_factory=list)
+    calibrate: bool = True
+    false_rejection: float = 0.05
     batch_size: int = 32
     max_epochs: int = 60
     max_time_min: float | None = None  # wall-clock cap on training per fold (an equal-compute budget)
@@ -270,6 +277,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
          "must be one of simple, advanced, pytorch or null", t.profiler)
     need(t.lr > 0, "train.lr", "must be > 0", t.lr)
     need(t.probe_c > 0, "train.probe_c", "must be > 0", t.probe_c)
+    need(0.0 <= t.false_rejection < 1.0, "train.false_rejection", "must be in [0, 1)", t.false_rejection)
     need(all(c > 0 for c in t.probe_c_grid), "train.probe_c_grid", "must hold values > 0", t.probe_c_grid)
     need(t.mode != "probe" or bool(cfg.model.pretrained), "model.pretrained",
          "is required when train.mode is 'probe' (a probe of a random network measures nothing)", cfg.model.pretrained)

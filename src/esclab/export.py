@@ -9,12 +9,14 @@ and log-mel too. The batch dimension is dynamic in both.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -23,6 +25,7 @@ from torch import nn
 
 from esclab.bundle import Bundle
 from esclab.errors import EsclabError
+from esclab.fsutil import atomic_write
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -42,11 +45,13 @@ class ExportResult:
     input_shape: tuple[int, ...]
     max_abs_diff: float
     check_batch: int
+    sidecar: Path | None = None
 
     def summary(self) -> str:
         dims = ", ".join(["batch", *map(str, self.input_shape[1:])])
         runtime = "onnxruntime" if self.format == "onnx" else "TorchScript"
-        return (f"wrote {self.path} ({self.format}, input {self.input_name!r} ({dims}), output 'logits'); "
+        facts = f" and {self.sidecar} (class names, input, rejection threshold)" if self.sidecar else ""
+        return (f"wrote {self.path} ({self.format}, input {self.input_name!r} ({dims}), output 'logits'){facts}; "
                 f"{runtime} vs PyTorch on a random batch of {self.check_batch}: "
                 f"max |diff| = {self.max_abs_diff:.2e}")
 
@@ -151,5 +156,19 @@ def export_bundle(bundle: Bundle, out: str | Path, fmt: str = "onnx", waveform: 
     diff = float(np.abs(_run_exported(fmt, path, name, batch) - expected).max())
     if not diff <= tolerance:
         raise ExportError(f"{path}: exported logits differ from PyTorch by {diff:.2e} > {tolerance:g}")
+    sidecar = atomic_write(path.with_suffix(path.suffix + ".json"),
+                           json.dumps(export_facts(bundle, waveform), indent=2, default=str))
     return ExportResult(path=path, format=fmt, input_name=name, input_shape=tuple(example.shape),
-                        max_abs_diff=diff, check_batch=check_batch)
+                        max_abs_diff=diff, check_batch=check_batch, sidecar=sidecar)
+
+
+def export_facts(bundle: Bundle, waveform: bool) -> dict[str, Any]:
+    """What a runtime needs beside the graph: the classes in output order, the input, and the calibration.
+
+    The logits are already calibrated (the temperature is folded into the head); ``reject_below`` is the
+    rule a runtime applies: ``unknown`` when the best softmax probability is below it (``null``: never).
+    """
+    return {"class_names": bundle.class_names, "input": "waveform" if waveform else "log-mel",
+            "audio": asdict(bundle.audio), "features": asdict(bundle.features), "output": "logits",
+            "calibration": bundle.calibration, "reject_below": bundle.reject_below,
+            "esclab_version": bundle.esclab_version}

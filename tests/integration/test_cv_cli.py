@@ -62,6 +62,15 @@ def test_two_fold_cv_through_cli_writes_every_file(tiny_overrides, corrupt_datas
     bundle = load_bundle(out / "fold_1" / "model.ckpt")
     assert bundle.class_names == ["class_0", "class_1", "class_2"]
     assert "accuracy" in capsys.readouterr().out
+    # calibrated on the grouped validation split: the temperature is in the head, the threshold in the bundle
+    for fold in (1, 2):
+        calibration = json.loads((out / f"fold_{fold}" / "metrics.json").read_text())["calibration"]
+        assert calibration["source"] == "the grouped validation split" and calibration["n"] >= 1
+        assert calibration["temperature"] > 0 and 0 <= calibration["reject_below"] <= 1
+        assert load_bundle(out / f"fold_{fold}" / "model.ckpt").reject_below == calibration["reject_below"]
+    keys = ("ece_before", "ece_after", "temperature")
+    assert json.loads((out / "report.json").read_text())["calibration"] == {k: summary["calibration"][k] for k in keys}
+    assert "Calibration and rejection" in (out / "report.html").read_text()
 
 
 def test_interrupted_run_resumes_at_first_unfinished_fold(tiny_overrides, tmp_path, monkeypatch):

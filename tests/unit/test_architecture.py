@@ -15,7 +15,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "esclab"
 LAYERS = [
-    {"__init__", "audio", "config", "console", "errors", "fsutil", "weights", "provenance", "progress"},
+    {"__init__", "audio", "calibration", "config", "console", "errors", "fsutil", "weights", "provenance", "progress"},
     {"augment", "features", "data", "models"},
     {"bundle", "runs", "metrics", "tta"},
     {"train", "evaluate", "inference", "serve", "export"},

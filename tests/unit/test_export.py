@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def test_cli_export_prints_the_parity_check(cli_export: tuple[Path, str]):
     out, printed = cli_export
     assert out.is_file() and "onnxruntime vs PyTorch" in printed and "max |diff|" in printed
     assert float(printed.rsplit("=", 1)[1]) <= 1e-4
+
+
+def test_export_writes_what_a_runtime_needs_beside_the_graph(cli_export: tuple[Path, str], bundle: Bundle):
+    out, printed = cli_export
+    facts = json.loads(out.with_name("model.onnx.json").read_text())
+    assert str(out.with_name("model.onnx.json")) in printed
+    assert facts["class_names"] == bundle.class_names and facts["output"] == "logits"
+    assert facts["audio"]["sample_rate"] == bundle.audio.sample_rate
+    assert facts["reject_below"] == bundle.reject_below  # None: this tiny bundle was never calibrated
 
 
 def test_onnx_matches_pytorch_on_log_mel_input(bundle: Bundle, cli_export: tuple[Path, str]):

@@ -94,6 +94,31 @@ def grouped_bar_figure(categories: list[str], series: dict[str, list[float]],
     return fig
 
 
+def reliability_figure(before: dict[str, list[float]], after: dict[str, list[float]], title: str = "") -> Figure:
+    """Reliability diagram: accuracy against confidence per bin (:func:`esclab.calibration.reliability_bins`),
+    before and after calibration, with the diagonal of perfect calibration and each bin's clip count."""
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.2, 5.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    width = (before["upper"][0] - before["lower"][0]) if before["upper"] else 1 / 15
+    for bins, name, colour in ((before, "before", "tab:red"), (after, "after", "tab:blue")):
+        ax.plot(bins["confidence"], bins["accuracy"], marker="o", color=colour, label=f"{name} calibration")
+        centres = [(lo + hi) / 2 for lo, hi in zip(bins["lower"], bins["upper"], strict=True)]
+        offset = -width / 4 if name == "before" else width / 4
+        counts.bar([c + offset for c in centres], bins["count"], width / 2, color=colour, alpha=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.grid(alpha=0.3)
+    counts.set_yscale("log")
+    counts.set_xlabel("confidence (best class's probability)")
+    counts.set_ylabel("clips")
+    counts.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def count_bias_figure(class_names: list[str], true_counts: list[int], predicted_counts: list[int],
                       flags: list[str], title: str = "Predicted vs true count per class") -> Figure:
     """Horizontal bars per class: the true count (grey) under the predicted count.

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from esclab import __version__
 from esclab import metrics as M
+from esclab.calibration import pooled_calibration
 from esclab.evaluate.clips import load_clips
 from esclab.evaluate.gallery import build_gallery, worst_mistakes
 from esclab.evaluate.heatmaps import explain
@@ -28,6 +30,7 @@ from esclab.evaluate.plots import (
     count_bias_figure,
     grouped_bar_figure,
     line_panels_figure,
+    reliability_figure,
     spectrogram_figure,
 )
 from esclab.evaluate.robustness import RATES, SNRS_DB, robustness_counts, snr_label
@@ -85,7 +88,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
     figures = Figures()
     sections = [summary_section(run, figures), training_section(run, figures),
                 confusion_section(run, figures, options.top_pairs), per_class_section(run),
-                bias_section(run, figures), gallery_section(run, options.max_gallery),
+                bias_section(run, figures), calibration_section(run, figures), gallery_section(run, options.max_gallery),
                 heatmap_section(run, figures, options.max_heatmaps)]
     if options.robustness:
         sections.append(robustness_section(run, figures, options.robustness_clips, options.seed))
@@ -97,7 +100,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None,
     meta = (f"model {header['model']} · run {header['run']}{commit} · generated {header['generated']} by esclab "
             f"{__version__}")
     render(html, header["name"], meta, sections, figures, [("Resolved config (config.yaml)", run.config_text)])
+    calibration = run_calibration(run)
     json_path = write_json({**header, "options": asdict(options), "figures": figures.numbers,
+                            "calibration": None if calibration is None else
+                            {k: calibration[k] for k in ("ece_before", "ece_after", "temperature")},
                             "sections": {s.anchor: s.data for s in sections}}, html.with_suffix(".json"))
     return ReportResult(html, json_path)
 
@@ -232,6 +238,40 @@ def bias_section(run: Run, figures: Figures) -> Section:
     tables = [("Flagged classes", table_from_frame(flagged, SCORE_FORMATS), True)] if len(flagged) else []
     tables.append(("All classes", table_from_frame(bias, SCORE_FORMATS), False))
     return Section("bias", "Prediction bias", text, [key], tables, data={"classes": bias.to_dict(orient="records")})
+
+
+def run_calibration(run: Run) -> dict[str, Any] | None:
+    """:func:`esclab.calibration.pooled_calibration` of the run's folds (``None``: none calibrated)."""
+    columns = [f"p_{i}" for i in range(len(run.class_names))]
+    return pooled_calibration({f: run.predictions[f][columns].to_numpy() for f in run.folds},
+                              {f: run.predictions[f]["target"].to_numpy() for f in run.folds},
+                              {f: run.fold_metrics(f).get("calibration") for f in run.folds})
+
+
+def calibration_section(run: Run, figures: Figures) -> Section:
+    """ECE before and after each fold's temperature, the reliability diagram and the rejection rule."""
+    c = run_calibration(run)
+    if c is None:
+        return Section("calibration", "Calibration and rejection", [
+            "Not calibrated: no fold fitted a temperature (train.calibrate off, or no held-out split: a fit "
+            "without data.val_fraction). Probabilities are the raw softmax, and nothing is answered 'unknown'."])
+    key = figures.add("reliability", reliability_figure(c["reliability_before"], c["reliability"],
+                                                        "Reliability on the pooled test folds"),
+                      {"before": c["reliability_before"], "after": c["reliability"]})
+    table = pd.DataFrame([{"fold": int(f), "temperature": c["temperatures"][f], "reject_below": c["reject_below"][f],
+                           "source": run.fold_metrics(int(f))["calibration"]["source"]} for f in c["temperatures"]])
+    share = f"{100 * c['test_rejected']:.1f} %"
+    text = [f"Each fold's temperature was fitted on predictions for clips it did not train on and that are not its "
+            f"test fold ({'; '.join(c['sources'])}), then folded into its head, so predict, serve and export give "
+            f"these calibrated probabilities. Expected calibration error (15 bins, pooled test predictions): "
+            f"{c['ece_before']:.3f} before, {c['ece_after']:.3f} after (mean temperature {c['temperature']:.2f}).",
+            f"Rejection rule: a clip whose best calibrated probability is below the fold's threshold is answered "
+            f"'unknown'; each threshold was chosen to turn away {100 * c['false_rejection']:.0f} % of those held-out "
+            f"clips. On the test folds (all of known classes) it turned away {share}; accuracy on the rest "
+            + ("-" if c["accuracy_accepted"] is None else f"{100 * c['accuracy_accepted']:.1f} %") + "."]
+    return Section("calibration", "Calibration and rejection", text, [key],
+                   [("Per fold", table_from_frame(table, {"temperature": ".3f", "reject_below": ".3f"}), True)],
+                   data={k: v for k, v in c.items() if not k.startswith("reliability")})
 
 
 def gallery_section(run: Run, limit: int) -> Section:

@@ -25,6 +25,8 @@ class Predictor(Scorer):
             (BatchNorms folded, channels-last), so it is no longer one to train or save; ``bundle`` and
             its model are left as they were.
         checkpoint: the file it came from, for display.
+        reject_below: the rejection threshold (``unknown`` below it); ``None``: the bundle's own (chosen when
+            its fold was calibrated; an uncalibrated bundle rejects nothing), 0: reject nothing.
 
     Example (a bundle written here from an untrained model; ``esclab cv`` writes one per fold):
         >>> import tempfile
@@ -45,21 +47,24 @@ class Predictor(Scorer):
         (['dog', 'rain'], 1.0)
     """
 
-    def __init__(self, bundle: Bundle, checkpoint: Path | None = None):
+    def __init__(self, bundle: Bundle, checkpoint: Path | None = None, reject_below: float | None = None):
         super().__init__(bundle.model, bundle.frontend, bundle.class_names, bundle.audio, bundle.features,
-                         activation="softmax", pooling="mean", inputs="clip")
+                         activation="softmax", pooling="mean", inputs="clip",
+                         reject_below=bundle.reject_below if reject_below is None else reject_below)
         self.bundle = replace(bundle, model=self.model)
         self.checkpoint = checkpoint
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> Predictor:
+    def from_checkpoint(cls, path: str | Path, reject_below: float | None = None) -> Predictor:
         """Load a bundle ``.ckpt``, or the best fold's bundle of a run folder (safe ``weights_only`` load).
+
+        ``reject_below``: as in the class (``None``: the bundle's threshold).
 
         Raises:
             BundleError: not a bundle, or a folder without fold bundles.
         """
         checkpoint = resolve_checkpoint(path)
-        return cls(load_bundle(checkpoint), checkpoint)
+        return cls(load_bundle(checkpoint), checkpoint, reject_below)
 
     #: ``N`` clip-length ``(clip_samples,)`` waveforms -> ``(N, num_classes)`` softmax probabilities.
     probabilities = Scorer.scores

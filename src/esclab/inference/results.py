@@ -31,6 +31,7 @@ class Window:
     start_s: float
     end_s: float
     top_k: list[ClassScore]
+    unknown: bool = False  # the rejection rule turned it away: ``top_k`` starts with an ``unknown`` entry
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Prediction:
 
     ``error`` is set (and the results empty) when the file could not be classified. ``scores`` says what
     the scores are (``softmax: ...`` or ``sigmoid: ...``, from :data:`esclab.inference.scorer.SCORE_NOTES`).
+    ``unknown``: the best score was below ``reject_below`` (the rejection rule), so the answer is
+    ``unknown``: ``top_k`` starts with an ``unknown`` entry carrying that best score, then the known classes.
     """
 
     file: str
@@ -61,6 +64,8 @@ class Prediction:
     segments: list[Segment] = field(default_factory=list)
     error: str | None = None
     scores: str = ""
+    unknown: bool = False
+    reject_below: float | None = None
 
     @classmethod
     def failed(cls, path: str | Path, err: Exception, scores: str = "") -> Prediction:

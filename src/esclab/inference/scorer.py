@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from esclab.audio import check_waveform, load_audio, pad_or_trim, resample
+from esclab.calibration import UNKNOWN, check_threshold
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
 from esclab.inference.results import (
@@ -93,9 +94,13 @@ class Scorer:
         pooling: ``mean`` or ``max``.
         inputs: ``clip`` or ``whole``.
         batch_size: inputs per forward pass.
+        reject_below: the rejection rule (:mod:`esclab.calibration`): a clip or window whose best score is
+            below it is answered :data:`~esclab.calibration.UNKNOWN` (its ``top_k`` starts with an
+            ``unknown`` entry carrying that best score, then the known classes; ``unknown`` is true).
+            ``None`` or 0: never.
 
     Raises:
-        ValueError: an unknown ``activation``, ``pooling`` or ``inputs``.
+        ValueError: an unknown ``activation``, ``pooling`` or ``inputs``, or a threshold outside ``[0, 1]``.
     """
 
     #: Classes per result when a call names none.
@@ -105,7 +110,7 @@ class Scorer:
 
     def __init__(self, model: nn.Module, frontend: nn.Module, class_names: Sequence[str], audio: AudioConfig,
                  features: FeatureConfig, *, activation: Activation = "softmax", pooling: Pooling = "mean",
-                 inputs: Inputs = "clip", batch_size: int = BATCH_SIZE):
+                 inputs: Inputs = "clip", batch_size: int = BATCH_SIZE, reject_below: float | None = None):
         _check_choice("activation", activation, _ACTIVATIONS)
         _check_choice("pooling", pooling, _POOLINGS)
         _check_choice("inputs", inputs, _INPUTS)
@@ -114,6 +119,7 @@ class Scorer:
         self.class_names = list(class_names)
         self.audio, self.features = audio, features
         self.activation, self.pooling, self.inputs, self.batch_size = activation, pooling, inputs, batch_size
+        self.reject_below = None if reject_below is None else check_threshold(reject_below)
         self._display_logmel = build_frontend(audio, replace(features, frames=None))
 
     @property
@@ -168,6 +174,18 @@ class Scorer:
         """
         order = np.argsort(-scores, kind="stable")[:self.resolve_top_k(k)]
         return [ClassScore(self.class_names[i], float(scores[i])) for i in order]
+
+    def is_unknown(self, scores: np.ndarray) -> bool:
+        """Whether the rejection rule answers ``unknown`` for one ``(num_classes,)`` row."""
+        return self.reject_below is not None and float(np.max(scores)) < self.reject_below
+
+    def decide(self, scores: np.ndarray, k: int) -> tuple[list[ClassScore], bool]:
+        """The ``k`` best classes of one row, preceded by an ``unknown`` entry (its score: the best class's)
+        when the rejection rule turns the row away; and whether it did."""
+        ranked = self.top_k(scores, k)
+        if not self.is_unknown(scores):
+            return ranked, False
+        return [ClassScore(UNKNOWN, ranked[0].score), *ranked], True
 
     def resolve_top_k(self, k: int | None) -> int:
         """``k``, or :attr:`default_top_k` for ``None``.
@@ -246,8 +264,9 @@ class Scorer:
 
     def clip_prediction(self, scores: np.ndarray, n_samples: int, top_k: int, name: str) -> Prediction:
         """The result for one clip from its ``(num_classes,)`` scores and its length at the scorer's rate."""
-        return Prediction(file=name, duration_s=n_samples / self.sample_rate, top_k=self.top_k(scores, top_k),
-                          scores=self.score_note)
+        ranked, unknown = self.decide(scores, top_k)
+        return Prediction(file=name, duration_s=n_samples / self.sample_rate, top_k=ranked, scores=self.score_note,
+                          unknown=unknown, reject_below=self.reject_below)
 
     def predict_wave(self, wave: np.ndarray, sample_rate: int, top_k: int | None = None,
                      name: str = "<waveform>") -> Prediction:
@@ -294,10 +313,12 @@ class Scorer:
         rate, n = self.sample_rate, len(wave)
         starts = self._starts(n, window, hop)
         scores = self.scores(self._input(wave, s, window) for s in starts)
-        windows = [Window(start_s=s / rate, end_s=min(s + window, n) / rate, top_k=self.top_k(row, top_k))
+        windows = [Window(s / rate, min(s + window, n) / rate, *self.decide(row, top_k))
                    for s, row in zip(starts, scores, strict=True)]
-        return Prediction(file=name, duration_s=n / rate, top_k=self.top_k(_POOLINGS[self.pooling](scores), top_k),
-                          windows=windows, segments=merge_segments(windows, n / rate), scores=self.score_note)
+        ranked, unknown = self.decide(_POOLINGS[self.pooling](scores), top_k)
+        return Prediction(file=name, duration_s=n / rate, top_k=ranked, windows=windows,
+                          segments=merge_segments(windows, n / rate), scores=self.score_note, unknown=unknown,
+                          reject_below=self.reject_below)
 
     def predict_file(self, path: str | Path, top_k: int | None = None) -> Prediction:
         """Score one file as one clip (see :meth:`predict_wave`).

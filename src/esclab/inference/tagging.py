@@ -58,6 +58,8 @@ class Tagger(Scorer):
             inference (:class:`Scorer`); ``model`` is left as it was.
         weights: the weights' name, for display.
         max_seconds: the longest audio scored in one pass (the clip length), and the longest window.
+        reject_below: the only rejection rule a tagger has (no bundle, so no calibrated threshold): a clip or
+            window whose best sigmoid score is below it is answered ``unknown``; ``None``: never.
 
     Raises:
         ValueError: a model without the AudioSet head, or ``max_seconds`` <= 0.
@@ -66,7 +68,8 @@ class Tagger(Scorer):
     default_top_k = 5
     default_window_s = 5.0
 
-    def __init__(self, model: torch.nn.Module, weights: str = DEFAULT_WEIGHTS, max_seconds: float = 30.0):
+    def __init__(self, model: torch.nn.Module, weights: str = DEFAULT_WEIGHTS, max_seconds: float = 30.0,
+                 reject_below: float | None = None):
         if getattr(model, "num_classes", None) != AUDIOSET_CLASSES:
             raise ValueError(f"a tagger needs a {AUDIOSET_CLASSES}-class AudioSet head, "
                              f"got {getattr(model, 'num_classes', None)} classes")
@@ -74,7 +77,8 @@ class Tagger(Scorer):
             raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
         audio = AudioConfig(sample_rate=SAMPLE_RATE, duration=max_seconds)
         super().__init__(model, build_frontend(audio, FEATURES), audioset_labels(), audio, FEATURES,
-                         activation="sigmoid", pooling="max", inputs="whole", batch_size=BATCH_SIZE)
+                         activation="sigmoid", pooling="max", inputs="whole", batch_size=BATCH_SIZE,
+                         reject_below=reject_below)
         self.weights = weights
 
     @classmethod

@@ -75,6 +75,25 @@ class EscModel(nn.Module):
         self.num_classes = num_classes
         self.classifier_reset = True
 
+    def fold_temperature(self, temperature: float) -> None:
+        """Divide the logits by ``temperature`` for good: the head's last ``Linear`` is scaled by ``1 / T``.
+
+        The argmax does not change; the softmax of the new logits is the temperature-scaled one
+        (:mod:`esclab.calibration`), so everything that runs the model gives calibrated probabilities.
+
+        Raises:
+            ValueError: a temperature that is not positive, or a head without a ``Linear`` layer.
+        """
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        linears = [m for m in self.get_classifier().modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(f"{type(self).__name__}'s head has no Linear layer to fold a temperature into")
+        with torch.no_grad():
+            linears[-1].weight.div_(temperature)
+            if linears[-1].bias is not None:
+                linears[-1].bias.div_(temperature)
+
     def forward_frozen(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen leading layers' output (the identity for a model without them)."""
         return x

@@ -75,6 +75,10 @@ class ProbabilityEnsemble(EscModel):
     def _set_classifier(self, head: nn.Module) -> None:
         raise ValueError("an ensemble's heads are its members': reset them in the member runs, not here")
 
+    def fold_temperature(self, temperature: float) -> None:
+        """Refused: the output mixes the members' probabilities, which their own runs calibrate."""
+        raise ValueError("an ensemble mixes its members' calibrated probabilities: calibrate the member runs")
+
     def gradcam_layer(self) -> nn.Module | None:
         """The first member's last convolutional layer (Grad-CAM of the ensemble's score through it)."""
         return self.members[0].gradcam_layer()

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from esclab import metrics as M
 from esclab.bundle import save_bundle
+from esclab.calibration import calibrate, log_probabilities, pooled_calibration
 from esclab.config import ConfigError, ExperimentConfig, load_config_file, save_config, to_dict
 from esclab.data import ClipTable
 from esclab.data.datamodule import FoldDataModule
@@ -249,6 +250,9 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         join_log(files)
     tested_path = (trainer.checkpoint_callback.best_model_path if has_val else "") or str(last)
     probs = predict(module, dm, tested_path)
+    calibration = calibrate_fit(cfg, module, dm, tested_path) if cfg.train.calibrate else None
+    if calibration is not None:  # the head now divides its logits by T: test again through it
+        probs = predict(module, dm, None)
     result = {
         "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
         "tested_epoch": int(read_checkpoint(tested_path)["epoch"]) + 1,
@@ -265,6 +269,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         "frozen_blocks": int(module.model.frozen_blocks),
         **head_facts,
         **pretrained_facts(module.model),
+        **({"calibration": calibration} if cfg.train.calibrate else {}),
     }
     if not trainer.is_global_zero:
         return result
@@ -323,16 +328,47 @@ def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir:
     return result
 
 
-def predict(module: ClassifierModule, dm: FoldDataModule, checkpoint: str) -> np.ndarray:
-    """Class probabilities ``(N_test, C)`` of ``checkpoint``'s weights, in test-fold order.
+def predict(module: ClassifierModule, dm: FoldDataModule, checkpoint: str | None, split: str = "test") -> np.ndarray:
+    """Class probabilities ``(N, C)`` of ``checkpoint``'s weights (``None``: the module's own), in the order
+    of the ``test`` or ``val`` split.
 
     Lightning's ``predict`` on one device in fp32, whatever the training precision (``predict_step``
     averages over ``augment.tta_views`` time shifts); ``module`` holds the tested weights afterwards.
     """
     trainer = L.Trainer(accelerator=module.train_cfg.accelerator, devices=1, precision="32", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    batches = trainer.predict(module, dataloaders=dm.test_dataloader(), ckpt_path=checkpoint)
+    loader = dm.val_dataloader() if split == "val" else dm.test_dataloader()
+    batches = trainer.predict(module, dataloaders=loader, ckpt_path=checkpoint)
     return torch.cat(batches).numpy()
+
+
+def calibrate_fit(cfg: ExperimentConfig, module: ClassifierModule, dm: FoldDataModule,
+                  tested_path: str) -> dict[str, Any] | None:
+    """Calibrate a trained fold on its grouped validation split and fold the temperature into its head.
+
+    ``None`` (and a warning) without a validation split: nothing held out that is not the test fold.
+    """
+    if len(dm.val_idx) == 0:
+        log.warning("train.calibrate: no validation split (data.val_fraction = 0), so this fold is not "
+                    "calibrated and has no rejection threshold; set data.val_fraction > 0 to hold one out")
+        return None
+    val_probs = predict(module, dm, tested_path, split="val")
+    calibration = calibrate(log_probabilities(val_probs), dm.targets.numpy()[dm.val_idx], "the grouped validation split",
+                            cfg.train.false_rejection)
+    module.model.fold_temperature(calibration["temperature"])
+    return calibration
+
+
+def run_calibration(run: RunDir, results: dict[int, dict[str, Any]], num_classes: int) -> dict[str, Any] | None:
+    """:func:`esclab.calibration.pooled_calibration` of the folds' ``predictions.csv`` (calibrated probabilities)."""
+    calibrated = [k for k in sorted(results) if results[k].get("calibration")]
+    if not calibrated:
+        return None
+    columns = [f"p_{i}" for i in range(num_classes)]
+    tables = {k: pd.read_csv(run.fold(k).predictions) for k in calibrated}
+    return pooled_calibration({k: t[columns].to_numpy() for k, t in tables.items()},
+                              {k: t["target"].to_numpy() for k, t in tables.items()},
+                              {k: results[k]["calibration"] for k in calibrated})
 
 
 def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],
@@ -361,6 +397,7 @@ def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dic
         "warnings": [f"fold {k}: {results[k]['warning']}" for k in sorted(results) if results[k].get("warning")],
         "class_names": names,
         "top_confusions": M.top_confusions(matrix, names).to_dict(orient="records"),
+        "calibration": run_calibration(run, results, len(names)),
     }
     write_json(run.summary, summary)
     return summary

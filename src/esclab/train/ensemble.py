@@ -134,6 +134,9 @@ def _combine_fold(members: list[RunDir], weights: list[float], fold: int, run: R
         "data_sample_rate": metrics[0].get("data_sample_rate"),
         "band_rate": bundles[0].audio.band_rate,
     }
+    calibration = ensemble_calibration([b.calibration for b in bundles], share)
+    if calibration is not None:
+        result["calibration"] = calibration
     files = run.fold(fold)
     files.path.mkdir(parents=True, exist_ok=True)
     write_predictions(files.predictions, test, probs, class_names)
@@ -141,6 +144,19 @@ def _combine_fold(members: list[RunDir], weights: list[float], fold: int, run: R
                 bundles[0].audio, bundles[0].features, None, metrics=result)
     write_json(files.metrics, result)
     return result
+
+
+def ensemble_calibration(members: list[dict[str, Any] | None], share: np.ndarray) -> dict[str, Any] | None:
+    """An ensemble fold's calibration: the mixture of its members' calibrated probabilities (no temperature of
+    its own: nothing is held out at this stage), and the weighted mean of their rejection thresholds.
+    ``None`` unless every member was calibrated."""
+    if not members or any(m is None for m in members):
+        return None
+    return {"temperature": 1.0,
+            "reject_below": round(float(sum(w * m["reject_below"] for w, m in zip(share, members, strict=True))), 4),
+            "false_rejection": members[0]["false_rejection"],
+            "source": "the members' own calibrations (their calibrated probabilities mixed; thresholds averaged)",
+            "n": 0}
 
 
 def model_kwargs_of(bundles: list[Bundle], weights: list[float]) -> dict[str, Any]:

@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from esclab.calibration import calibrate, log_probabilities
 from esclab.config import ExperimentConfig
 from esclab.features.cache import cache_key
 from esclab.features.frontend import Standardize, band_statistics
@@ -216,6 +218,12 @@ def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.
     weight, bias = linear_head_of(pipeline)
     model = probe_model(with_kwargs(cfg, kwargs), num_classes)
     set_linear_head(model, weight, bias)
+    calibration = None
+    if cfg.train.calibrate:
+        calibration = calibrate_probe(pipeline, embeddings[chosen][train_idx], targets[train_idx], groups[train_idx],
+                                      cfg.train.false_rejection, cfg.train.seed)
+        if calibration is not None:
+            model.fold_temperature(calibration["temperature"])
     with torch.no_grad():
         logits = model.forward_head(torch.from_numpy(embeddings[chosen][test_idx]).float())
     probs = torch.softmax(logits, dim=1).numpy()
@@ -223,7 +231,26 @@ def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.
              "probe_c": float(pipeline[-1].C), "model_kwargs": kwargs}
     if scores:
         facts["probe_inner_accuracy"] = [round(v, 4) for v in scores]
+    if cfg.train.calibrate:
+        facts["calibration"] = calibration
     return model.eval(), probs, facts
+
+
+def calibrate_probe(pipeline: Pipeline, embeddings: np.ndarray, targets: np.ndarray, groups: np.ndarray,
+                    false_rejection: float, seed: int) -> dict[str, Any] | None:
+    """The probe's calibration (:func:`esclab.calibration.calibrate`) from out-of-fold predictions on its
+    training clips: ``pipeline`` (its chosen C) refitted leaving one training fold out at a time (4-fold
+    stratified where there are fewer than 3 folds). ``None`` when too few clips per class for inner folds."""
+    use_groups = len(np.unique(groups)) >= 3
+    fewest = int(np.unique(targets, return_counts=True)[1].min())
+    if not use_groups and fewest < 2:
+        log.warning("too few training clips per class for inner folds: the probe is not calibrated")
+        return None
+    splitter = LeaveOneGroupOut() if use_groups else StratifiedKFold(min(4, fewest), shuffle=True, random_state=seed)
+    probs = cross_val_predict(clone(pipeline), embeddings, targets, groups=groups if use_groups else None,
+                              cv=splitter, method="predict_proba")
+    source = "leave-one-fold-out over the training folds" if use_groups else "inner stratified folds of the training clips"
+    return calibrate(log_probabilities(probs), targets, source, false_rejection)
 
 
 def set_linear_head(model: EscModel, weight: np.ndarray, bias: np.ndarray) -> None:
