@@ -8,6 +8,8 @@ a different resolved config is refused).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -31,18 +33,21 @@ def git_state(folder: str | Path | None = None) -> dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding ``folder``.
 
     ``folder`` defaults to this package's source; an installed copy outside git gives ``None`` for both.
-    Dirty means tracked files differ from the commit (untracked files do not count).
+    Dirty means tracked files differ from the commit or untracked files are present outside the ignored
+    paths (``runs/``, caches, ...: ``.gitignore``); ``untracked`` counts the latter.
     """
     cwd = Path(folder) if folder else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
-            return {"commit": None, "dirty": None}
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+            return {"commit": None, "dirty": None, "untracked": None}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=cwd,
                                 capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+        return {"commit": None, "dirty": None, "untracked": None}
+    lines = status.stdout.splitlines()
+    return {"commit": commit.stdout.strip(), "dirty": bool(lines),
+            "untracked": sum(line.startswith("??") for line in lines)}
 
 
 def read_cpuinfo() -> str:
@@ -59,6 +64,67 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The CPU flags that change how fast (and at which precision) training runs.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> list[str]:
+    """Those of :data:`SPEED_FLAGS` the CPU has (``/proc/cpuinfo``; empty off Linux)."""
+    for line in read_cpuinfo().splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return [flag for flag in SPEED_FLAGS if flag in have]
+    return []
+
+
+def cpu_capability() -> str | None:
+    """torch's ``get_cpu_capability()`` (``DEFAULT``, ``AVX2``, ``AVX512``, ...), the kernels it dispatches to."""
+    try:
+        import torch
+
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (ImportError, AttributeError):
+        return None
+
+
+def source_fingerprint(*modules: str) -> str:
+    """A short hash of the source files of ``modules`` (``esclab.features.functional``, or a package: all
+    its ``.py`` files): the key of a cache whose numbers that code computes, so a change to it is never
+    answered from the cache."""
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            raise ValueError(f"no source for module {name!r}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for path in files:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dataset_facts(paths: list[str], metadata: Path | None, rates: dict[str, int] | None = None) -> dict[str, Any]:
+    """Which data a run read, so a run on one copy can be told from one on another.
+
+    ``meta_sha256``: of the metadata file (ESC-50's ``meta/esc50.csv``, a folder's CSV); ``files_sha256``: of
+    the sorted list of the clips' file names and sizes (a re-encoded copy differs); ``sample_rates``: how many
+    clips are stored at each rate.
+    """
+    listing = sorted(f"{Path(p).name}\t{Path(p).stat().st_size if Path(p).is_file() else -1}" for p in paths)
+    counts: dict[str, int] = {}
+    for rate in (rates or {}).values():
+        counts[str(rate)] = counts.get(str(rate), 0) + 1
+    return {"metadata": str(metadata) if metadata else None,
+            "meta_sha256": hashlib.sha256(metadata.read_bytes()).hexdigest() if metadata and metadata.is_file() else None,
+            "n_files": len(paths), "files_sha256": sha256_text("\n".join(listing)),
+            "sample_rates": dict(sorted(counts.items()))}
+
+
 def versions() -> dict[str, str | None]:
     """esclab, Python and the installed versions of the packages a result depends on (``None``: absent)."""
     found: dict[str, str | None] = {"esclab": __version__, "python": platform.python_version()}
@@ -71,9 +137,11 @@ def versions() -> dict[str, str | None]:
 
 
 def machine(threads: int) -> dict[str, Any]:
-    """CPU model, cores, the torch thread count the run uses, OS and host name."""
-    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "platform": platform.platform(), "hostname": platform.node()}
+    """CPU model, its speed flags (:data:`SPEED_FLAGS`) and torch's CPU capability, cores, the torch thread
+    count the run uses, OS and host name."""
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpu_capability": cpu_capability(),
+            "cpu_count": os.cpu_count(), "torch_threads": threads, "platform": platform.platform(),
+            "hostname": platform.node()}
 
 
 def now() -> str:
@@ -102,7 +170,8 @@ class RunProvenance:
             warnings.append(f"this run's finished folds were trained at commit(s) {sorted(map(str, commits))}; "
                             f"this session runs {self.session['commit']}: the folds may not be comparable")
         if self.session["dirty"]:
-            warnings.append(f"the code has uncommitted changes (commit {self.session['commit']} + edits): "
+            untracked = f", {self.session['untracked']} untracked file(s)" if self.session.get("untracked") else ""
+            warnings.append(f"the code has uncommitted changes (commit {self.session['commit']} + edits{untracked}): "
                             f"the commit alone does not reproduce this run")
         self.session["warnings"] = warnings
         self.sessions.append(self.session)
@@ -113,8 +182,16 @@ class RunProvenance:
             log.warning(warning)
         return warnings
 
-    def fold_finished(self, fold: int) -> None:
+    def record_data(self, facts: dict[str, Any]) -> None:
+        """This session's data (:func:`dataset_facts`)."""
+        self.session["data"] = facts
+        self._write()
+
+    def fold_finished(self, fold: int, precision: str | None = None) -> None:
+        """A fold done in this session, and the precision it actually ran at."""
         self.session["folds_finished"].append(int(fold))
+        if precision is not None:
+            self.session.setdefault("fold_precision", {})[str(fold)] = precision
         self._write()
 
     def end(self) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import lightning as L
 import pandas as pd
 import pytest
+import torch
 
 from esclab.cli import main
 from esclab.config import load_config
@@ -116,7 +118,7 @@ def test_each_fold_writes_its_split_and_validation_shares_no_recording(tiny_over
     assert metrics["checkpoint_rule"].startswith("best val_") and 1 <= metrics["tested_epoch"] <= 1
 
 
-def test_env_json_records_code_machine_and_command(tiny_overrides, tmp_path):
+def test_env_json_records_code_machine_and_command(tiny_overrides, tone_dataset, tmp_path):
     cfg = load_config(EXPERIMENT, [*tiny_overrides, "data.folds=[1]", "train.max_epochs=1"])
     run_cv(cfg, tmp_path / "run", progress=False)
     env = json.loads((tmp_path / "run" / "env.json").read_text())
@@ -124,6 +126,30 @@ def test_env_json_records_code_machine_and_command(tiny_overrides, tmp_path):
     assert {"argv", "start", "end", "commit", "dirty", "versions", "machine"} <= set(session)
     assert session["end"] and {"esclab", "torch", "lightning", "numpy"} <= set(env["versions"])
     assert env["machine"]["cpu"] and env["machine"]["torch_threads"] >= 1
+    assert set(env["machine"]["cpu_flags"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert env["machine"]["cpu_capability"] == str(torch.backends.cpu.get_cpu_capability())
+    assert session["fold_precision"] == {"1": "32-true"}
+    data = session["data"]  # which copy of the data: its metadata and file list by checksum, its rates
+    assert data["metadata"] == str(tone_dataset.resolve()) and len(data["meta_sha256"]) == 64
+    assert data["n_files"] == 12 and len(data["files_sha256"]) == 64 and data["sample_rates"] == {"8000": 12}
+
+
+def test_untracked_files_make_the_tree_dirty(tmp_path):
+    from esclab.provenance import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("runs/\n")
+    git("add", ".gitignore")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "x.json").write_text("{}")  # ignored: still clean
+    assert git_state(tmp_path) | {"commit": None} == {"commit": None, "dirty": False, "untracked": 0}
+    (tmp_path / "new.py").write_text("")
+    assert git_state(tmp_path) | {"commit": None} == {"commit": None, "dirty": True, "untracked": 1}
 
 
 def test_a_resume_at_another_commit_warns(tiny_overrides, tmp_path, caplog):

@@ -7,6 +7,7 @@ absent and we are online, the official archive is downloaded and checked.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -105,7 +106,7 @@ def load_esc50(root: str | Path | None = None, esc10: bool = False, download: bo
     rows["group"] = rows["src_file"].astype(str) if "src_file" in rows.columns else rows["filename"].astype(str)
     # Class order follows the official target index, so ESC-50 targets match the metadata.
     names = rows.drop_duplicates("target").sort_values("target")["label"].tolist()
-    return resolve_rows(rows, root / "audio", names)
+    return dataclasses.replace(resolve_rows(rows, root / "audio", names), metadata=meta.resolve())
 
 
 def _how_to_point(root: Path, why: str) -> str:

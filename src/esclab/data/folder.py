@@ -8,6 +8,7 @@ one fold so that near-duplicates never straddle train and test.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def load_folder(csv: str | Path, root: str | Path | None = None, num_folds: int 
         rows["fold"] = make_folds(rows["label"].astype(str).to_numpy(),
                                   rows["group"].to_numpy() if "group" in rows.columns else None, num_folds, seed)
     names = sorted(rows["label"].astype(str).unique())
-    return resolve_rows(rows, Path(root) if root else csv.parent, names)
+    return dataclasses.replace(resolve_rows(rows, Path(root) if root else csv.parent, names), metadata=csv.resolve())
 
 
 def find_csv(csv: str | Path, root: str | Path | None = None) -> Path:

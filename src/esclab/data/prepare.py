@@ -24,6 +24,7 @@ class PreparedData:
         bank: ``(K, N, n_mels, frames)`` augmented variants, or ``None``.
         data_rate: the lowest rate the clips are stored at; bundles record it as ``audio.band_rate``
             when it is below the model's rate, so prediction sees the band training saw.
+        rates: each clip's stored rate, by path.
         embeddings: ``(N, D)`` frozen-network embeddings, one per candidate embedding, set by a linear-probe run.
         frozen: ``(N, ...)`` outputs of the model's frozen leading layers, set by a run whose model has
             them (:mod:`esclab.train.frozen`); ``frozen_bank`` ``(K, N, ...)`` the same for the bank.
@@ -33,6 +34,7 @@ class PreparedData:
     specs: np.ndarray
     bank: np.ndarray | None
     data_rate: int | None = None
+    rates: dict[str, int] | None = None  # clip path -> the rate it is stored at
     embeddings: list[np.ndarray] | None = None
     frozen: np.ndarray | None = None
     frozen_bank: np.ndarray | None = None
@@ -77,4 +79,4 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
     rates = cache.native_rates(table.clips["path"].tolist(), table.clips["clip_id"].tolist())
     bank = load_bank(cfg, table, progress=progress)
     data_rate = min(rates.values(), default=None)
-    return PreparedData(table, specs, bank, data_rate)
+    return PreparedData(table, specs, bank, data_rate, rates)

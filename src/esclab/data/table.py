@@ -34,6 +34,7 @@ class ClipTable:
     clips: pd.DataFrame
     class_names: list[str]
     skipped: list[Skipped] = field(default_factory=list)
+    metadata: Path | None = None  # the file the clips were listed in (ESC-50's meta/esc50.csv, a folder's CSV)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -46,7 +47,7 @@ class ClipTable:
         keep = ~self.clips["path"].isin(bad)
         folds = dict(zip(self.clips["path"], self.clips["fold"], strict=True))
         skipped = self.skipped + [Skipped(path, reason, int(folds[path])) for path, reason in sorted(bad.items())]
-        return ClipTable(self.clips[keep].reset_index(drop=True), self.class_names, skipped)
+        return ClipTable(self.clips[keep].reset_index(drop=True), self.class_names, skipped, self.metadata)
 
 
 def find_audio(directory: Path, name: str) -> Path | None:

@@ -30,6 +30,7 @@ from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
 from esclab.fsutil import atomic_write
 from esclab.progress import Progress
+from esclab.provenance import source_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,15 @@ MIN_CLIPS_PER_WORKER = 16
 CHUNK = 16  # clips per task sent to a worker: few round trips, and progress still moves
 
 
+#: The code that decodes and computes the log-mels: part of every key, so a change to it rebuilds the cache.
+FRONTEND_CODE = source_fingerprint("esclab.audio", "esclab.features.functional", "esclab.features.frontend")
+
+
 def cache_key(audio: AudioConfig, features: FeatureConfig, variant: str = "clean") -> str:
     """Short stable hash of everything that determines a cached spectrogram."""
     feats = {k: v for k, v in asdict(features).items() if k not in _IGNORED_FEATURE_KEYS}
-    blob = json.dumps({"format": CACHE_FORMAT, "audio": asdict(audio), "features": feats, "variant": variant},
-                      sort_keys=True)
+    blob = json.dumps({"format": CACHE_FORMAT, "audio": asdict(audio), "features": feats, "variant": variant,
+                       "code": FRONTEND_CODE}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

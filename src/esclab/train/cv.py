@@ -32,7 +32,7 @@ from esclab.data.prepare import PreparedData, prepare_data
 from esclab.errors import EsclabError
 from esclab.features.cache import file_id
 from esclab.progress import format_duration, stderr_is_terminal
-from esclab.provenance import RunProvenance
+from esclab.provenance import RunProvenance, dataset_facts
 from esclab.runs import (
     FoldDir,
     RunDir,
@@ -137,6 +137,8 @@ def _run_folds(cfg: ExperimentConfig, run: RunDir, progress: bool) -> CVResult:
         provenance.start()
     start = time.perf_counter()
     data = prepare_data(cfg, progress=progress)
+    if is_main_process():
+        provenance.record_data(dataset_facts(data.table.clips["path"].tolist(), data.table.metadata, data.rates))
     if cfg.train.mode == "probe" and not cfg.features.standardize:  # standardised: per fold, in _probe_fold
         paths = data.table.clips["path"].tolist()
         data.embeddings = load_embeddings(cfg, data.specs, data.table.clips["clip_id"].tolist(),
@@ -161,7 +163,7 @@ def _run_folds(cfg: ExperimentConfig, run: RunDir, progress: bool) -> CVResult:
         results[fold] = train_fold(cfg, data, fold, fold_dir.path, progress=progress, label=label,
                                    folds_after=folds_after)
         if is_main_process():
-            provenance.fold_finished(fold)
+            provenance.fold_finished(fold, results[fold].get("precision"))
             _log_fold_done(label, results[fold], time.perf_counter() - fold_start)
     if not is_main_process():  # other DDP ranks trained with rank 0; it alone writes results
         return CVResult(out, results)
@@ -293,7 +295,7 @@ def _probe_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: 
         embeddings, standardize = standardized_embeddings(cfg, data.specs, train_idx, len(data.table.class_names))
     model, probs, facts = probe_fold(cfg, embeddings, data.table.clips["target"].to_numpy(), folds,
                                      train_idx, test_idx, len(data.table.class_names))
-    result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "truncated": False,
+    result = {"checkpoint_rule": "linear probe (no epochs)", **facts, "truncated": False, "precision": "32-true",
               "n_train": int(len(train_idx)), "n_val": 0, **pretrained_facts(model)}
     return _finish_fold(cfg, data, fold, fold_dir, test_idx, probs, model, standardize, result,
                         facts["model_kwargs"])

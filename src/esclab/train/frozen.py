@@ -31,6 +31,7 @@ from esclab.features.cache import cache_key, file_id
 from esclab.fsutil import atomic_write
 from esclab.models import EscModel, create_model, prepare_for_inference
 from esclab.progress import track
+from esclab.provenance import source_fingerprint
 from esclab.train.probe import weights_fingerprint
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def frozen_key(cfg: ExperimentConfig, weights_sha256: str, clip_ids: list[str], 
     """Hash of everything a cached frozen output depends on (``variant``: ``clean`` or a bank variant)."""
     blob = json.dumps({"format": FROZEN_FORMAT, "features": cache_key(cfg.audio, cfg.features, variant),
                        "model": cfg.model.name, "kwargs": cfg.model.kwargs, "weights": weights_sha256,
+                       "code": source_fingerprint("esclab.models", "esclab.train.frozen"),
                        "clips": [f"{c}-{f}" for c, f in zip(clip_ids, file_ids, strict=True)]},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -37,6 +37,7 @@ from esclab.features.frontend import Standardize, band_statistics
 from esclab.fsutil import atomic_write
 from esclab.models import EscModel, create_model, prepare_for_inference
 from esclab.progress import track
+from esclab.provenance import source_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ def weights_fingerprint(spec: str | None) -> str:
 
 
 def embedding_key(cfg: ExperimentConfig, clip_ids: list[str], file_ids: list[str]) -> str:
-    """Hash of everything an embedding depends on: front end, model, options, weights, clips."""
+    """Hash of everything an embedding depends on: front end (settings and code), model (options and code),
+    weights, the embedding code, clips."""
     blob = json.dumps({"features": cache_key(cfg.audio, cfg.features), "model": cfg.model.name,
+                       "code": source_fingerprint("esclab.models", "esclab.train.probe"),
                        "kwargs": cfg.model.kwargs, "weights": weights_fingerprint(cfg.model.pretrained),
                        "clips": [f"{c}-{f}" for c, f in zip(clip_ids, file_ids, strict=True)]},
                       sort_keys=True, default=str)
