@@ -6,7 +6,7 @@ A bundle is a ``torch.save``d dict of plain Python values and tensors, so it loa
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class Bundle:
     model_kwargs: dict[str, Any]
     metrics: dict[str, Any]
     esclab_version: str
+    card: dict[str, Any] = field(default_factory=dict)  # model-card facts (esclab.model_card); {} in older bundles
 
     @property
     def seconds_per_frame(self) -> float:
@@ -65,8 +66,10 @@ class Bundle:
 
 def save_bundle(path: str | Path, model: EscModel, model_name: str, model_kwargs: dict[str, Any],
                 class_names: list[str], audio: AudioConfig, features: FeatureConfig,
-                standardize: Standardize | None = None, metrics: dict[str, Any] | None = None) -> Path:
-    """Write a bundle atomically. ``model`` may be channels-last or on any device."""
+                standardize: Standardize | None = None, metrics: dict[str, Any] | None = None,
+                card: dict[str, Any] | None = None) -> Path:
+    """Write a bundle atomically. ``model`` may be channels-last or on any device; ``card``: the model-card facts
+    it carries (:func:`esclab.model_card.fold_card_facts`, plain JSON types)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {
         "format": BUNDLE_FORMAT,
@@ -82,6 +85,7 @@ def save_bundle(path: str | Path, model: EscModel, model_name: str, model_kwargs
         "state_dict": state,
         "metrics": dict(metrics or {}),
         "classifier_reset": bool(getattr(model, "classifier_reset", False)),
+        "card": dict(card or {}),
     }
     return atomic_write(path, lambda fh: torch.save(payload, fh))
 
@@ -117,4 +121,5 @@ def load_bundle(path: str | Path, map_location: str = "cpu") -> Bundle:
                              Standardize(payload["norm_mean"], payload["norm_std"])).eval()
     return Bundle(model=model, frontend=frontend, class_names=list(payload["class_names"]), audio=audio,
                   features=features, model_name=payload["model_name"], model_kwargs=kwargs,
-                  metrics=dict(payload["metrics"]), esclab_version=payload["esclab_version"])
+                  metrics=dict(payload["metrics"]), esclab_version=payload["esclab_version"],
+                  card=dict(payload.get("card") or {}))

@@ -166,6 +166,61 @@ def _probability(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _odd_int(text: str) -> int:
+    value = _positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be odd, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
+def _event_args(p: argparse.ArgumentParser) -> None:
+    """``--events`` and its settings, for ``predict`` and ``tag``. The defaults are
+    :class:`esclab.inference.events.EventSettings`'s (stated here so building the parser imports no torch)."""
+    g = p.add_argument_group("events (with --long)", "one row per sound event; --window defaults to 2 s (at most "
+                             "the clip length) and --hop to 0.5 s")
+    g.add_argument("--events", metavar="CSV", help="write the event table: file,onset,offset,label,score (seconds); "
+                   "--format json adds each file's events")
+    g.add_argument("--median", type=_odd_int, metavar="N",
+                   help="median filter over each class's window scores, in windows (odd; default 3)")
+    g.add_argument("--min-duration", type=_seconds, metavar="S",
+                   help="drop events shorter than S seconds (default: 3/4 of the window)")
+    g.add_argument("--merge-gap", type=_seconds, metavar="S",
+                   help="join events of one class less than S seconds apart (default 1.5)")
+    g.add_argument("--min-level", type=float, metavar="DBFS",
+                   help="windows quieter than this RMS level are silence (default -60 dBFS)")
+
+
+def _event_settings(args: argparse.Namespace):
+    """The ``EventSettings`` of ``--events`` (``None`` without it); ``--events`` without ``--long`` is a usage error."""
+    if args.events is None:
+        return None
+    if not args.long:
+        args.usage_error("--events needs --long: events are found in sliding windows over whole recordings")
+    from esclab.inference.events import EventSettings
+
+    given = {"median": args.median, "min_duration_s": args.min_duration, "merge_gap_s": args.merge_gap,
+             "min_level_db": args.min_level}
+    return EventSettings(**{name: value for name, value in given.items() if value is not None})
+
+
+def _write_events(args: argparse.Namespace, results: list) -> None:
+    """With ``--events``: the event table of ``results``, written atomically; a count line on stderr."""
+    if args.events is None:
+        return
+    from esclab.fsutil import atomic_write
+    from esclab.inference.events import events_csv
+
+    atomic_write(args.events, events_csv(results))
+    print(f"{args.command}: {sum(len(r.events) for r in results)} events in {args.events}", file=sys.stderr)
+
+
 def _scoring_args(p: argparse.ArgumentParser, top_k: int, window: str, reject: str) -> None:
     """The arguments of ``predict`` and ``tag``: what to score, how many classes, the windows of ``--long``."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
@@ -175,6 +230,7 @@ def _scoring_args(p: argparse.ArgumentParser, top_k: int, window: str, reject: s
     p.add_argument("--workers", type=_positive_int, help="threads that decode and score (default: CPUs, at most 8)")
     p.add_argument("--reject-below", type=_probability, metavar="P",
                    help=f"answer 'unknown' when the best score is below P, in [0, 1] (default: {reject})")
+    _event_args(p)
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -187,8 +243,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="DIR", help="--long: write a timeline PNG per file to DIR")
 
 
-def _score_paths(scorer, args: argparse.Namespace, plot_dir: str | None = None) -> list:
-    """``args.paths`` scored by ``scorer`` (an ``esclab.inference.Scorer``): one ``Prediction`` per file.
+def _score_paths(scorer, args: argparse.Namespace, plot_dir: str | None = None, events=None) -> list:
+    """``args.paths`` scored by ``scorer`` (an ``esclab.inference.Scorer``): one ``Prediction`` per file, with its
+    events when ``events`` (``EventSettings``) is given.
 
     Progress, then a count and rate line, go to stderr, so stdout stays data.
     """
@@ -199,7 +256,7 @@ def _score_paths(scorer, args: argparse.Namespace, plot_dir: str | None = None) 
     unit = "file" if args.long else "clip"
     with Progress(len(files), args.command, every_s=5.0, unit=unit) as progress:
         results = predict_paths(scorer, files, args.top_k, args.long, args.window, args.hop, plot_dir,
-                                args.workers, lambda _result: progress.update())
+                                args.workers, lambda _result: progress.update(), events)
     failed = sum(r.error is not None for r in results)
     print(f"{args.command}: {len(results)} {unit}s ({failed} failed) in {progress.elapsed:.1f} s, "
           f"{progress.rate:.1f} {unit}s/s", file=sys.stderr, flush=True)
@@ -212,9 +269,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from esclab.inference import Predictor
     from esclab.inference.results import format_results
 
+    events = _event_settings(args)
     predictor = Predictor.from_checkpoint(args.checkpoint, args.reject_below)
-    results = _score_paths(predictor, args, args.plot)
+    results = _score_paths(predictor, args, args.plot, events)
     print(format_results(results, args.format, args.long, score=predictor.score_column))
+    _write_events(args, results)
     return int(any(r.error is not None for r in results))
 
 
@@ -233,10 +292,12 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from esclab.inference import Tagger
     from esclab.inference.results import format_results
 
+    events = _event_settings(args)
     tagger = Tagger.from_name(args.weights)
     tagger.reject_below = args.reject_below
-    results = _score_paths(tagger, args)
+    results = _score_paths(tagger, args, events=events)
     print(format_results(results, args.format, windows=args.long, score=tagger.score_column))
+    _write_events(args, results)
     return int(any(r.error is not None for r in results))
 
 
@@ -364,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (fn, arguments, help_text) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         arguments(p)
-        p.set_defaults(handler=fn)
+        p.set_defaults(handler=fn, usage_error=p.error)
     return parser
 
 

@@ -7,6 +7,7 @@
     RUN/summary.json             per-fold metrics, mean +- std, pooled numbers
     RUN/skipped_files.csv        clips that could not be read (path, reason, fold)
     RUN/confusion_matrix.csv/png, RUN/per_class_report.csv
+    RUN/MODEL_CARD.md            the model card (:mod:`esclab.model_card`)
     RUN/fold_K/metrics.json      the fold's numbers; its presence marks the fold done
     RUN/fold_K/predictions.csv   per-clip probabilities of the test fold
     RUN/fold_K/split.csv         clip_id, role (train / val / test): the fold's split, for anyone to check
@@ -133,6 +134,10 @@ class RunDir:
     @property
     def per_class(self) -> Path:
         return self.path / "per_class_report.csv"
+
+    @property
+    def model_card(self) -> Path:
+        return self.path / "MODEL_CARD.md"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -36,7 +36,8 @@ def corrupt_dataset(tone_dataset):
 
 def test_two_fold_cv_through_cli_writes_every_file(tiny_overrides, corrupt_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["cv", "--config", EXPERIMENT, "--folds", "1,2", "--out", str(out), *cli_args(tiny_overrides)])
+    code = main(["cv", "--config", EXPERIMENT, "--folds", "1,2", "--out", str(out),
+                 *cli_args([*tiny_overrides, "train.calibration_min_clips=1"])])
     assert code == 0
     for name in RUN_FILES:
         assert (out / name).is_file(), name
@@ -78,6 +79,7 @@ def test_interrupted_run_resumes_at_first_unfinished_fold(tiny_overrides, tmp_pa
     cfg = load_config(EXPERIMENT, tiny_overrides)
     run_cv(cfg, out, progress=False)
     first = json.loads((out / "fold_1" / "metrics.json").read_text())
+    assert first["calibration"] is None  # 1-2 validation clips: fewer than train.calibration_min_clips
     # Simulate an interruption during fold 2: its results are gone, its last.ckpt is kept.
     (out / "fold_2" / "metrics.json").unlink()
     trained = []

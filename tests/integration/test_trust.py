@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from esclab.bundle import load_bundle
 from esclab.cli import main
 from esclab.config import load_config
 from esclab.data.esc50 import IncompleteDatasetError
@@ -132,6 +133,9 @@ def test_env_json_records_code_machine_and_command(tiny_overrides, tone_dataset,
     data = session["data"]  # which copy of the data: its metadata and file list by checksum, its rates
     assert data["metadata"] == str(tone_dataset.resolve()) and len(data["meta_sha256"]) == 64
     assert data["n_files"] == 12 and len(data["files_sha256"]) == 64 and data["sample_rates"] == {"8000": 12}
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()  # written with the summary; each bundle carries its facts
+    assert "as stated by its owner (not known to esclab)" in card and "| 1 |" in card and "8000 Hz" in card
+    assert load_bundle(tmp_path / "run" / "fold_1" / "model.ckpt").card["metrics"]["fold"] == 1
 
 
 def test_untracked_files_make_the_tree_dirty(tmp_path):

@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "esclab"
 LAYERS = [
     {"__init__", "audio", "calibration", "config", "console", "errors", "fsutil", "weights", "provenance", "progress"},
     {"augment", "features", "data", "models"},
-    {"bundle", "runs", "metrics", "tta"},
+    {"bundle", "runs", "metrics", "tta", "model_card"},
     {"train", "evaluate", "inference", "serve", "export"},
     {"cli"},
 ]
@@ -27,7 +27,7 @@ SIDEWAYS = {
     ("audio", "config"), ("audio", "errors"), ("config", "errors"), ("config", "fsutil"), ("config", "weights"),
     ("provenance", "__init__"), ("provenance", "fsutil"), ("weights", "errors"), ("weights", "fsutil"),
     ("augment", "features"), ("data", "augment"), ("data", "features"),
-    ("runs", "bundle"),
+    ("runs", "bundle"), ("model_card", "runs"), ("model_card", "metrics"),
     ("inference", "evaluate"), ("serve", "evaluate"), ("serve", "inference"),
 }
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError
+from esclab.inference.events import EventSettings
 from esclab.inference.results import Prediction
 from esclab.inference.scorer import Scorer, batches
 
@@ -109,7 +110,8 @@ def predict_clips(scorer: Scorer, files: Sequence[Path], top_k: int | None = Non
 def predict_paths(scorer: Scorer, paths: Iterable[str | Path], top_k: int | None = None, long: bool = False,
                   window_s: float | None = None, hop_s: float | None = None,
                   plot_dir: str | Path | None = None, workers: int | None = None,
-                  progress: Callable[[Prediction], None] | None = None) -> list[Prediction]:
+                  progress: Callable[[Prediction], None] | None = None,
+                  events: EventSettings | None = None) -> list[Prediction]:
     """Score every audio file under ``paths`` (a ``Predictor`` or a ``Tagger``); bad files give error records.
 
     Args:
@@ -119,11 +121,15 @@ def predict_paths(scorer: Scorer, paths: Iterable[str | Path], top_k: int | None
         long: sliding windows over each whole file (:meth:`Scorer.predict_long_wave`), one
             file at a time, instead of one clip per file (:func:`predict_clips`: parallel
             decoding, batched model).
-        window_s: window length for ``long`` (default: the scorer's ``default_window_s``).
-        hop_s: hop for ``long`` (default: half the window).
+        window_s: window length for ``long`` (default: the scorer's ``default_window_s``; with ``events``,
+            :data:`~esclab.inference.events.EVENT_WINDOW_S` at most the clip length).
+        hop_s: hop for ``long`` (default: half the window; with ``events``,
+            :data:`~esclab.inference.events.EVENT_HOP_S`).
         plot_dir: with ``long``, write a timeline PNG per file here (``STEM.png``); unused otherwise.
         workers: decoding threads for one clip per file (see :func:`predict_clips`).
         progress: called with each result as it is made (the CLI counts them with :class:`esclab.progress.Progress`).
+        events: with ``long``, also find each file's sound events with these settings
+            (:meth:`Scorer.detect_events`: the results' ``events``); unused otherwise.
 
     Returns:
         One :class:`Prediction` per file, in order; ``error`` set for the files that failed.
@@ -134,9 +140,9 @@ def predict_paths(scorer: Scorer, paths: Iterable[str | Path], top_k: int | None
     """
     top_k = scorer.resolve_top_k(top_k)
     if long:
-        scorer.window_samples(window_s, hop_s)
+        (scorer.window_samples if events is None else scorer.event_window_samples)(window_s, hop_s)
     files = collect_audio_files(paths)
-    made = (_predict_long(scorer, files, top_k, window_s, hop_s, plot_dir) if long
+    made = (_predict_long(scorer, files, top_k, window_s, hop_s, plot_dir, events) if long
             else predict_clips(scorer, files, top_k, workers))
     results = []
     for result in made:
@@ -147,7 +153,8 @@ def predict_paths(scorer: Scorer, paths: Iterable[str | Path], top_k: int | None
 
 
 def _predict_long(scorer: Scorer, files: list[Path], top_k: int, window_s: float | None,
-                  hop_s: float | None, plot_dir: str | Path | None) -> Iterator[Prediction]:
+                  hop_s: float | None, plot_dir: str | Path | None,
+                  events: EventSettings | None = None) -> Iterator[Prediction]:
     taken: set[str] = set()
     if plot_dir is not None:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
@@ -160,7 +167,10 @@ def _predict_long(scorer: Scorer, files: list[Path], top_k: int, window_s: float
         except AudioDecodeError as err:
             yield Prediction.failed(path, err, scorer.score_note)
             continue
-        result = scorer.predict_long_wave(wave, scorer.sample_rate, window_s, hop_s, top_k, str(path))
+        if events is None:
+            result = scorer.predict_long_wave(wave, scorer.sample_rate, window_s, hop_s, top_k, str(path))
+        else:
+            result = scorer.detect_events(wave, scorer.sample_rate, window_s, hop_s, events, top_k, str(path))
         if plot_dir is not None:
             fig = timeline_figure(scorer.spectrogram(wave), result.duration_s, result.segments,
                                   scorer.class_names, title=path.name)

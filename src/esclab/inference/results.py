@@ -48,8 +48,19 @@ class Segment:
 
 
 @dataclass
+class Event:
+    """One sound event of a long recording (:mod:`esclab.inference.events`): ``[onset, offset)`` in seconds, its
+    class, and ``score``, the class's mean smoothed score over the windows the event spans."""
+
+    onset: float
+    offset: float
+    label: str
+    score: float
+
+
+@dataclass
 class Prediction:
-    """The result for one file: top classes, and for long recordings its windows and segments.
+    """The result for one file: top classes, and for long recordings its windows, segments and (when asked) events.
 
     ``error`` is set (and the results empty) when the file could not be classified. ``scores`` says what
     the scores are (``softmax: ...`` or ``sigmoid: ...``, from :data:`esclab.inference.scorer.SCORE_NOTES`).
@@ -66,6 +77,7 @@ class Prediction:
     scores: str = ""
     unknown: bool = False
     reject_below: float | None = None
+    events: list[Event] = field(default_factory=list)  # long recordings, when events were asked for
 
     @classmethod
     def failed(cls, path: str | Path, err: Exception, scores: str = "") -> Prediction:

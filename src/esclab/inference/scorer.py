@@ -35,6 +35,7 @@ from esclab.audio import check_waveform, load_audio, pad_or_trim, resample
 from esclab.calibration import UNKNOWN, check_threshold
 from esclab.config import AudioConfig, FeatureConfig
 from esclab.features.frontend import build_frontend
+from esclab.inference.events import EVENT_HOP_S, EVENT_WINDOW_S, EventSettings, find_events, window_levels
 from esclab.inference.results import (
     ClassScore,
     Prediction,
@@ -310,15 +311,66 @@ class Scorer:
         top_k = self.resolve_top_k(top_k)
         window, hop = self.window_samples(window_s, hop_s)
         wave = self._to_model_rate(wave, sample_rate)
-        rate, n = self.sample_rate, len(wave)
-        starts = self._starts(n, window, hop)
-        scores = self.scores(self._input(wave, s, window) for s in starts)
-        windows = [Window(s / rate, min(s + window, n) / rate, *self.decide(row, top_k))
+        starts, scores = self.window_scores(wave, window, hop)
+        return self.long_prediction(starts, scores, window, len(wave), top_k, name)
+
+    def event_window_samples(self, window_s: float | None = None, hop_s: float | None = None) -> tuple[int, int]:
+        """:meth:`window_samples` for events: defaults :data:`~esclab.inference.events.EVENT_WINDOW_S` (at most the
+        clip length) and :data:`~esclab.inference.events.EVENT_HOP_S` (at most the window).
+
+        Raises:
+            WindowError: a window not in ``(0, clip length]``, or a hop not in ``(0, window]``.
+        """
+        window_s = min(EVENT_WINDOW_S, self.clip_seconds) if window_s is None else window_s
+        return self.window_samples(window_s, min(EVENT_HOP_S, window_s) if hop_s is None else hop_s)
+
+    def detect_events(self, wave: np.ndarray, sample_rate: int, window_s: float | None = None,
+                      hop_s: float | None = None, settings: EventSettings | None = None, top_k: int | None = None,
+                      name: str = "<waveform>") -> Prediction:
+        """Score a recording with sliding windows (as :meth:`predict_long_wave`) and find its sound events.
+
+        The result is :meth:`predict_long_wave`'s with ``events`` filled by
+        :func:`~esclab.inference.events.find_events` from the windows' scores and levels and the rejection rule.
+
+        Args:
+            wave: mono ``(samples,)`` float waveform at ``sample_rate``.
+            sample_rate: its rate in Hz.
+            window_s: window length (default :data:`~esclab.inference.events.EVENT_WINDOW_S`, at most the clip).
+            hop_s: step between window starts (default :data:`~esclab.inference.events.EVENT_HOP_S`).
+            settings: smoothing, level gate, merge gap, minimum duration (default ``EventSettings()``).
+            top_k: classes per window and for the recording (default :attr:`default_top_k`).
+            name: what the result's ``file`` says.
+
+        Raises:
+            ValueError: bad waveform, or ``top_k`` < 1.
+            WindowError: a window longer than the clip length, or a hop not in ``(0, window]``.
+        """
+        top_k = self.resolve_top_k(top_k)
+        window, hop = self.event_window_samples(window_s, hop_s)
+        wave = self._to_model_rate(wave, sample_rate)
+        starts, scores = self.window_scores(wave, window, hop)
+        result = self.long_prediction(starts, scores, window, len(wave), top_k, name)
+        result.events = find_events(scores, [w.start_s for w in result.windows], [w.end_s for w in result.windows],
+                                    window_levels(wave, starts, window), self.class_names, settings, self.is_unknown)
+        return result
+
+    def window_scores(self, wave: np.ndarray, window: int, hop: int) -> tuple[list[int], np.ndarray]:
+        """Sliding windows of ``window`` samples every ``hop`` over ``(samples,)`` ``wave`` at the scorer's rate:
+        their start samples and their ``(N, num_classes)`` scores."""
+        starts = self._starts(len(wave), window, hop)
+        return starts, self.scores(self._input(wave, s, window) for s in starts)
+
+    def long_prediction(self, starts: list[int], scores: np.ndarray, window: int, n_samples: int, top_k: int,
+                        name: str) -> Prediction:
+        """The result for a long recording of ``n_samples`` from its windows' starts and scores
+        (:meth:`window_scores`): each window's top classes, the merged segments and the pooled top classes."""
+        rate = self.sample_rate
+        windows = [Window(s / rate, min(s + window, n_samples) / rate, *self.decide(row, top_k))
                    for s, row in zip(starts, scores, strict=True)]
         ranked, unknown = self.decide(_POOLINGS[self.pooling](scores), top_k)
-        return Prediction(file=name, duration_s=n / rate, top_k=ranked, windows=windows,
-                          segments=merge_segments(windows, n / rate), scores=self.score_note, unknown=unknown,
-                          reject_below=self.reject_below)
+        return Prediction(file=name, duration_s=n_samples / rate, top_k=ranked, windows=windows,
+                          segments=merge_segments(windows, n_samples / rate), scores=self.score_note,
+                          unknown=unknown, reject_below=self.reject_below)
 
     def predict_file(self, path: str | Path, top_k: int | None = None) -> Prediction:
         """Score one file as one clip (see :meth:`predict_wave`).

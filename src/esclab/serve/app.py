@@ -1,8 +1,11 @@
-"""The local web server: a JSON API over a :class:`~esclab.inference.Predictor` and a one-file page.
+"""The local web server: a JSON API over a :class:`~esclab.inference.Predictor`, and its page.
 
 Routes:
-    ``GET /``: the page (upload or drop a file; top classes, spectrogram, heatmap).
+    ``GET /``: the page (upload or drop a file; top classes, spectrogram, heatmap; or listen to the
+    microphone: ``GET /listen.js`` records it and posts a window every hop to ``/api/listen``).
     ``GET /api/health``: status, model, limits and batching counters.
+    ``GET /model-card``: the model card as ``text/markdown`` (:func:`esclab.model_card.bundle_model_card`: the
+    run's ``MODEL_CARD.md`` for a run folder, else the bundle's own card facts); 404 for a bundle without one.
     ``POST /api/predict``: multipart field ``file``; query ``top_k`` (default 5) and ``pictures``
     (default false). Answers the :class:`~esclab.inference.Prediction` fields (``file``,
     ``duration_s``, ``top_k``, and for a file longer than the model's clip ``windows`` and
@@ -13,6 +16,11 @@ Routes:
     :mod:`esclab.evaluate.heatmaps`). Errors answer ``{"detail": message}`` with 400 (empty
     upload), 413 (too many bytes or seconds) or 422 (not decodable audio, or a missing ``file``
     field).
+    ``POST /api/listen``: the body is one live window, a WAV (16-bit PCM from the page; any format
+    soundfile reads) of at most the model's clip length; query ``top_k`` (default 5). Answers only
+    ``duration_s``, ``top_k``, ``scores``, ``unknown`` and ``reject_below`` (no pictures). The window is
+    decoded in memory and dropped after the answer: no file is written and nothing is kept. Errors:
+    400 (empty body), 413 (too many bytes, or longer than the clip) or 422 (not decodable audio).
 
 Clips no longer than the model's clip length from concurrent requests go through the model
 together (:class:`~esclab.serve.batching.MicroBatcher`); decoding runs in each request's
@@ -23,6 +31,7 @@ keeps using the shared one.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import threading
 from contextlib import asynccontextmanager
@@ -32,8 +41,9 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from matplotlib.figure import Figure
+from starlette.concurrency import run_in_threadpool
 
 from esclab import __version__
 from esclab.audio import pad_or_trim
@@ -42,10 +52,13 @@ from esclab.evaluate.heatmaps import explain
 from esclab.evaluate.plots import SpectrogramPanel, spectrogram_figure, to_data_uri
 from esclab.inference import Prediction, Predictor
 from esclab.inference.timeline import timeline_figure
+from esclab.model_card import bundle_model_card
 from esclab.serve.batching import MicroBatcher
-from esclab.serve.upload import Limits, UploadError, decode_upload
+from esclab.serve.upload import Limits, UploadError, decode_upload, decode_window, read_body
 
 MULTIPART_OVERHEAD = 64 * 1024  # bytes of multipart framing allowed on top of the file itself
+LISTEN_SLACK_S = 0.05  # a live window may pass the clip length by this much (the page rounds to its own rate)
+LISTEN_FIELDS = ("duration_s", "top_k", "scores", "unknown", "reject_below")  # what /api/listen answers
 
 
 def _panel_figure(panel: SpectrogramPanel, seconds_per_frame: float) -> Figure:
@@ -100,7 +113,9 @@ def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 
         max_wait_ms: longest a forward pass waits for more requests after its first one.
     """
     limits = Limits(max_mb=max_mb, max_seconds=max_seconds)
-    page = (files("esclab") / "static" / "index.html").read_text(encoding="utf-8")
+    static = files("esclab") / "static"
+    page = (static / "index.html").read_text(encoding="utf-8")
+    listen_js = (static / "listen.js").read_text(encoding="utf-8")
     batcher = clip_batcher(predictor, max_batch, max_wait_ms / 1000)
     explainers: list[Bundle] = []  # the copy Grad-CAM runs on, made by the first request that wants pictures
     picture_lock = threading.Lock()  # Grad-CAM hooks the explainer's model, and one figure at a time
@@ -123,6 +138,19 @@ def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
         return page
+
+    @app.get("/listen.js", include_in_schema=False)
+    def listen_script() -> Response:
+        return Response(listen_js, media_type="text/javascript")
+
+    @app.get("/model-card", include_in_schema=False)
+    def model_card() -> Response:
+        text = bundle_model_card(predictor.checkpoint, predictor.bundle.card)
+        if text is None:
+            raise HTTPException(status_code=404, detail="this bundle carries no model card (written before bundles "
+                                "carried one, outside a run folder): serve its run folder, or retrain it")
+        return Response(text, media_type="text/markdown; charset=utf-8",
+                        headers={"Content-Disposition": 'inline; filename="MODEL_CARD.md"'})
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -153,5 +181,44 @@ def create_app(predictor: Predictor, max_mb: float = 20.0, max_seconds: float = 
                     explainers.append(replace(predictor.bundle, model=copy.deepcopy(predictor.bundle.model)))
                 body |= draw_pictures(predictor, explainers[0], wave, result)
         return body
+
+    @app.post("/api/events")
+    def events(file: UploadFile = File(...), top_k: int = Query(3, ge=1),
+               window_s: float | None = Query(None, gt=0, description="window (default 2 s, at most the clip)"),
+               hop_s: float | None = Query(None, gt=0, description="hop (default 0.5 s)"),
+               median: int | None = Query(None, ge=1, description="median filter in windows, odd (default 3)"),
+               min_duration_s: float | None = Query(None, ge=0, description="default: 3/4 of the window"),
+               merge_gap_s: float | None = Query(None, ge=0, description="default 1.5 s"),
+               min_level_db: float | None = Query(None, description="level gate in dBFS (default -60)")) -> dict[str, Any]:
+        """The sound events of an uploaded recording (``Predictor.detect_events``): the record of ``/api/predict``
+        with every window, segment and ``events`` (``onset``, ``offset``, ``label``, ``score``; seconds). Settings
+        left out take :class:`~esclab.inference.events.EventSettings`'s defaults; impossible ones answer 422 with
+        the reason, and uploads fail as in ``/api/predict``."""
+        from esclab.inference import WindowError
+        from esclab.inference.events import EventError, EventSettings
+
+        given = {"median": median, "min_duration_s": min_duration_s, "merge_gap_s": merge_gap_s,
+                 "min_level_db": min_level_db}
+        try:
+            settings = EventSettings(**{name: value for name, value in given.items() if value is not None})
+            predictor.event_window_samples(window_s, hop_s)
+            wave = decode_upload(file, predictor, limits)
+        except (EventError, WindowError) as err:
+            raise HTTPException(status_code=422, detail=str(err)) from err
+        except UploadError as err:
+            raise HTTPException(status_code=err.status, detail=err.message) from err
+        return predictor.detect_events(wave, predictor.sample_rate, window_s, hop_s, settings, top_k,
+                                       file.filename or "upload").to_dict()
+
+    @app.post("/api/listen")
+    async def listen(request: Request, top_k: int = Query(5, ge=1)) -> dict[str, Any]:
+        try:
+            data = await read_body(request, limits)
+            wave = await run_in_threadpool(decode_window, data, predictor, predictor.clip_seconds + LISTEN_SLACK_S)
+        except UploadError as err:
+            raise HTTPException(status_code=err.status, detail=err.message) from err
+        probabilities = await asyncio.wrap_future(batcher.submit(pad_or_trim(wave, predictor.clip_samples)))
+        record = predictor.clip_prediction(probabilities, len(wave), top_k, "listen").to_dict()
+        return {key: record[key] for key in LISTEN_FIELDS}
 
     return app

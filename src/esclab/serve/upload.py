@@ -1,15 +1,17 @@
-"""An uploaded file turned into a waveform, within the server's size and duration limits."""
+"""An uploaded file or a live window turned into a waveform, within the server's size and duration limits."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
-from fastapi import UploadFile
+import soundfile as sf
+from fastapi import Request, UploadFile
 
-from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError
+from esclab.audio import AUDIO_EXTENSIONS, AudioDecodeError, check_waveform, conform
 from esclab.inference import Predictor
 
 
@@ -63,3 +65,42 @@ def decode_upload(upload: UploadFile, predictor: Predictor, limits: Limits) -> n
     if seconds > limits.max_seconds:
         raise UploadError(413, f"{name}: {seconds:.1f} s of audio is over the limit of {limits.max_seconds:g} s")
     return wave
+
+
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """A request's raw body, refused once it passes ``limits.max_bytes`` (also without ``Content-Length``).
+
+    Raises:
+        UploadError: 413 for a body over the limit.
+    """
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limits.max_bytes:
+            raise UploadError(413, f"the window is larger than the limit of {limits.max_mb:g} MB")
+    return bytes(data)
+
+
+def decode_window(data: bytes, predictor: Predictor, max_seconds: float) -> np.ndarray:
+    """Decode a live window (a WAV, or any format soundfile reads) in memory to mono at the model's rate.
+
+    Nothing is written to disk: the bytes are read from memory, the duration is checked from the
+    header before the samples are decoded, and the result is resampled like :meth:`Predictor.load` does.
+
+    Raises:
+        UploadError: 400 for an empty body, 413 for audio longer than ``max_seconds``, 422 for bytes
+            that do not decode to usable audio.
+    """
+    if not data:
+        raise UploadError(400, "the window is empty: send the last seconds of audio as a WAV body")
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            rate, seconds = f.samplerate, f.frames / f.samplerate
+            if seconds > max_seconds:
+                raise UploadError(413, f"{seconds:.2f} s of audio is over the window limit of {max_seconds:g} s: "
+                                       f"send at most the model's clip of {predictor.clip_seconds:g} s")
+            raw = f.read(dtype="float32", always_2d=True)
+        wave = check_waveform(raw.mean(axis=1))
+    except (RuntimeError, ValueError) as err:  # libsndfile's errors are RuntimeErrors
+        raise UploadError(422, f"the window is not usable audio: {getattr(err, 'error_string', err)}") from err
+    return conform(wave, rate, predictor.sample_rate, band_rate=predictor.audio.band_rate)

@@ -31,6 +31,7 @@ from esclab.data.datamodule import FoldDataModule
 from esclab.data.prepare import PreparedData, prepare_data
 from esclab.errors import EsclabError
 from esclab.features.cache import file_id
+from esclab.model_card import fold_card_facts, write_model_card
 from esclab.progress import format_duration, stderr_is_terminal
 from esclab.provenance import RunProvenance, dataset_facts
 from esclab.runs import (
@@ -325,7 +326,8 @@ def _finish_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir:
     write_predictions(files.predictions, test, probs, data.table.class_names)
     save_bundle(files.bundle, model, cfg.model.name, cfg.model.kwargs if model_kwargs is None else model_kwargs,
                 data.table.class_names,
-                audio, cfg.features, standardize, metrics=result)
+                audio, cfg.features, standardize, metrics=result,
+                card=fold_card_facts(to_dict(cfg), result, data.table.class_names))
     write_json(files.metrics, result)
     return result
 
@@ -354,6 +356,10 @@ def calibrate_fit(cfg: ExperimentConfig, module: ClassifierModule, dm: FoldDataM
         log.warning("train.calibrate: no validation split (data.val_fraction = 0), so this fold is not "
                     "calibrated and has no rejection threshold; set data.val_fraction > 0 to hold one out")
         return None
+    if len(dm.val_idx) < cfg.train.calibration_min_clips:
+        log.warning("train.calibrate: %d validation clips, fewer than train.calibration_min_clips = %d, so this "
+                    "fold is not calibrated", len(dm.val_idx), cfg.train.calibration_min_clips)
+        return None
     val_probs = predict(module, dm, tested_path, split="val")
     calibration = calibrate(log_probabilities(val_probs), dm.targets.numpy()[dm.val_idx], "the grouped validation split",
                             cfg.train.false_rejection)
@@ -376,7 +382,8 @@ def run_calibration(run: RunDir, results: dict[int, dict[str, Any]], num_classes
 def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dict[int, dict[str, Any]],
               wall_time: float) -> dict[str, Any]:
     """Pool the folds' predictions: summary.json, confusion matrix (CSV), per-class report (numbers only:
-    :func:`esclab.evaluate.run_figures.draw_run_figures` draws the pictures)."""
+    :func:`esclab.evaluate.run_figures.draw_run_figures` draws the pictures), then ``MODEL_CARD.md``
+    (:func:`esclab.model_card.write_model_card`)."""
     names = table.class_names
     preds = pd.concat([pd.read_csv(run.fold(k).predictions) for k in sorted(results)])
     matrix = M.confusion(preds["target"].to_numpy(), preds["pred"].to_numpy(), len(names))
@@ -402,4 +409,5 @@ def summarize(run: RunDir, cfg: ExperimentConfig, table: ClipTable, results: dic
         "calibration": run_calibration(run, results, len(names)),
     }
     write_json(run.summary, summary)
+    write_model_card(run.path)
     return summary

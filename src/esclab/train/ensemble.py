@@ -21,9 +21,10 @@ import torch
 
 from esclab import metrics as M
 from esclab.bundle import Bundle, load_bundle, save_bundle
-from esclab.config import ExperimentConfig, ModelConfig, load_config_file, save_config
+from esclab.config import ExperimentConfig, ModelConfig, load_config_file, save_config, to_dict
 from esclab.data import load_dataset
 from esclab.errors import EsclabError
+from esclab.model_card import fold_card_facts, members_weights
 from esclab.models import create_model
 from esclab.provenance import RunProvenance
 from esclab.runs import RunDir, write_json, write_predictions
@@ -74,7 +75,9 @@ def ensemble_runs(run_dirs: list[str | Path], out: str | Path, weights: list[flo
     provenance.start()
     start = time.perf_counter()
     class_names = summaries[0]["class_names"]
-    results = {fold: _combine_fold(members, weights, fold, run, class_names) for fold in folds}
+    config = to_dict(cfg)
+    card = {"config": config, "weights": members_weights(config["model"]["kwargs"]["members"])}
+    results = {fold: _combine_fold(members, weights, fold, run, class_names, card) for fold in folds}
     for fold in folds:
         provenance.fold_finished(fold)
     table = load_dataset(cfg.data, seed=cfg.train.seed)
@@ -103,7 +106,8 @@ def _ensemble_config(configs: list[ExperimentConfig], members: list[RunDir], wei
 
 
 def _combine_fold(members: list[RunDir], weights: list[float], fold: int, run: RunDir,
-                  class_names: list[str]) -> dict[str, Any]:
+                  class_names: list[str], card: dict[str, Any]) -> dict[str, Any]:
+    """One fold of the ensemble run; ``card``: the run's config and its members' weights, for the bundle's card."""
     bundles = [load_bundle(m.fold(fold).bundle) for m in members]
     _check_same_input(bundles, members)
     model = create_model("ensemble", num_classes=len(class_names), input_size=bundles[0].features.input_size,
@@ -141,7 +145,8 @@ def _combine_fold(members: list[RunDir], weights: list[float], fold: int, run: R
     files.path.mkdir(parents=True, exist_ok=True)
     write_predictions(files.predictions, test, probs, class_names)
     save_bundle(files.bundle, model, "ensemble", dict(model_kwargs_of(bundles, weights)), class_names,
-                bundles[0].audio, bundles[0].features, None, metrics=result)
+                bundles[0].audio, bundles[0].features, None, metrics=result,
+                card=fold_card_facts(card["config"], result, class_names, card["weights"]))
     write_json(files.metrics, result)
     return result
 

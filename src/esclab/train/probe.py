@@ -224,7 +224,7 @@ def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.
     calibration = None
     if cfg.train.calibrate:
         calibration = calibrate_probe(pipeline, embeddings[chosen][train_idx], targets[train_idx], groups[train_idx],
-                                      cfg.train.false_rejection, cfg.train.seed)
+                                      cfg.train.false_rejection, cfg.train.seed, cfg.train.calibration_min_clips)
         if calibration is not None:
             model.fold_temperature(calibration["temperature"])
     with torch.no_grad():
@@ -240,10 +240,15 @@ def probe_fold(cfg: ExperimentConfig, embeddings: list[np.ndarray], targets: np.
 
 
 def calibrate_probe(pipeline: Pipeline, embeddings: np.ndarray, targets: np.ndarray, groups: np.ndarray,
-                    false_rejection: float, seed: int) -> dict[str, Any] | None:
+                    false_rejection: float, seed: int, min_clips: int = 30) -> dict[str, Any] | None:
     """The probe's calibration (:func:`esclab.calibration.calibrate`) from out-of-fold predictions on its
     training clips: ``pipeline`` (its chosen C) refitted leaving one training fold out at a time (4-fold
-    stratified where there are fewer than 3 folds). ``None`` when too few clips per class for inner folds."""
+    stratified where there are fewer than 3 folds). ``None`` for fewer than ``min_clips`` clips or too few
+    per class for inner folds."""
+    if len(targets) < min_clips:
+        log.warning("only %d training clips (train.calibration_min_clips = %d): the probe is not calibrated",
+                    len(targets), min_clips)
+        return None
     use_groups = len(np.unique(groups)) >= 3
     fewest = int(np.unique(targets, return_counts=True)[1].min())
     if not use_groups and fewest < 2:
