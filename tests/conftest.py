@@ -85,3 +85,11 @@ TINY_OVERRIDES = [
 def tiny_overrides(tone_dataset: Path, tmp_path: Path) -> list[str]:
     """Overrides that make any experiment a seconds-long run on the tone dataset."""
     return [*TINY_OVERRIDES, f"data.csv={tone_dataset}", f"features.cache_dir={tmp_path / 'cache'}"]
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained 3-class bundle (:func:`tests.unit.test_inference.write_tiny_bundle`), one per test module."""
+    from tests.unit.test_inference import write_tiny_bundle
+
+    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "model.ckpt")

@@ -279,10 +279,9 @@ def _model_section(facts: Mapping[str, Any]) -> str:
         lines.append("- Pretrained weights: none (trained from scratch on the data below)")
     for w in weights:
         who = f" (member `{w['member']}`)" if w.get("member") else ""
-        lines += [f"- Pretrained weights{who}: `{_or(w.get('name'))}`",
-                  f"  - licence: {_or(w.get('licence'))}",
-                  f"  - from: {_or(w.get('source'))}",
-                  f"  - sha256: `{_or(w.get('sha256'))}`"]
+        lines.append(f"- Pretrained weights{who}: `{_or(w.get('name'))}`")
+        lines += [f"  - {label}: {value}" for label, value in
+                  (("licence", _or(w.get("licence"))), ("from", _or(w.get("source"))), ("sha256", f"`{_or(w.get('sha256'))}`"))]
         if w.get("loaded") is not None:
             lines.append(f"  - tensors loaded: {w['loaded']}, skipped: {w.get('skipped', 0)}, "
                          f"left at initialisation: {w.get('missing', 0)}")
@@ -357,10 +356,10 @@ def _calibration_section(facts: Mapping[str, Any]) -> str:
     lines.append(f"- Rejection rule: a clip whose best calibrated probability is below {threshold} is "
                  f"answered `unknown`; it turns away about {_pct(c.get('false_rejection'))} of held-out "
                  "clips of known classes")
-    if c.get("test_rejected") is not None:
-        lines.append(f"- On the test folds it turned away {_pct(c['test_rejected'])} of the clips (all of known "
-                     f"classes); accuracy on the rest: {_pct(c.get('accuracy_accepted'))}")
-    return "\n".join(lines)
+    tested = c.get("test_rejected") is not None
+    return "\n".join(lines + [f"- On the test folds it turned away {_pct(c.get('test_rejected'))} of the clips "
+                              f"(all of known classes); accuracy on the rest: {_pct(c.get('accuracy_accepted'))}"
+                              ] * tested)
 
 
 def _input_section(facts: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from esclab.inference.events import (
 )
 from esclab.inference.results import Event
 from tests.conftest import tone
-from tests.unit.test_inference import CLASSES, write_tiny_bundle
+from tests.unit.test_inference import CLASSES
 
 WINDOW, HOP = 2.0, 0.5
 LOUD = -20.0  # dBFS: above the default gate
@@ -133,11 +133,6 @@ def test_window_levels_in_dbfs():
     levels = window_levels(wave, [0, 8000, 12000], 8000)
     assert levels[0] == pytest.approx(-3.01, abs=0.01) and levels[1] == SILENT_DB
     assert levels[2] == SILENT_DB  # past the end: only the recording's own samples count
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("events") / "model.ckpt")
 
 
 def recording(sr: int = 8000) -> np.ndarray:

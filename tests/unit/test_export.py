@@ -16,12 +16,6 @@ from esclab.bundle import Bundle, load_bundle
 from esclab.cli import main
 from esclab.export import export_bundle
 from tests.conftest import tone
-from tests.unit.test_inference import write_tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "model.ckpt")
 
 
 @pytest.fixture(scope="module")

@@ -50,11 +50,6 @@ def scorer_of(bundle_path: Path, **options) -> Scorer:
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "model.ckpt")
-
-
-@pytest.fixture(scope="module")
 def predictor(bundle_path: Path) -> Predictor:
     return Predictor.from_checkpoint(bundle_path)
 

@@ -17,14 +17,9 @@ from esclab.cli import main
 from esclab.inference import Predictor, collect_audio_files, predict_paths
 from esclab.inference.batch import predict_clips
 from esclab.inference.results import format_results
-from tests.unit.test_inference import CLASSES, scorer_of, write_clip, write_tiny_bundle
+from tests.unit.test_inference import CLASSES, scorer_of, write_clip
 
 BAD = ("empty.wav", "not_audio.wav", "truncated.flac", "nan.wav", "zero_length.wav")
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "model.ckpt")
 
 
 @pytest.fixture

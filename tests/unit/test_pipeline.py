@@ -17,12 +17,7 @@ from esclab.errors import EsclabError
 from esclab.inference import Predictor
 from esclab.inference.pipeline import AudioClassificationPipeline, PipelineInputError, pipeline
 from tests.conftest import tone
-from tests.unit.test_inference import CLASSES, write_clip, write_tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "model.ckpt")
+from tests.unit.test_inference import CLASSES, write_clip
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,7 @@ from esclab.cli import main
 from esclab.inference import Predictor
 from esclab.inference.results import format_results
 from tests.conftest import tone
-from tests.unit.test_inference import write_clip, write_tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "model.ckpt")
+from tests.unit.test_inference import write_clip
 
 
 @pytest.fixture(scope="module")

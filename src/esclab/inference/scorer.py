@@ -332,18 +332,9 @@ class Scorer:
         The result is :meth:`predict_long_wave`'s with ``events`` filled by
         :func:`~esclab.inference.events.find_events` from the windows' scores and levels and the rejection rule.
 
-        Args:
-            wave: mono ``(samples,)`` float waveform at ``sample_rate``.
-            sample_rate: its rate in Hz.
-            window_s: window length (default :data:`~esclab.inference.events.EVENT_WINDOW_S`, at most the clip).
-            hop_s: step between window starts (default :data:`~esclab.inference.events.EVENT_HOP_S`).
-            settings: smoothing, level gate, merge gap, minimum duration (default ``EventSettings()``).
-            top_k: classes per window and for the recording (default :attr:`default_top_k`).
-            name: what the result's ``file`` says.
-
-        Raises:
-            ValueError: bad waveform, or ``top_k`` < 1.
-            WindowError: a window longer than the clip length, or a hop not in ``(0, window]``.
+        The arguments and errors are :meth:`predict_long_wave`'s, except the defaults of ``window_s`` and
+        ``hop_s`` (:meth:`event_window_samples`), plus ``settings``: smoothing, level gate, merge gap and
+        minimum duration (default ``EventSettings()``).
         """
         top_k = self.resolve_top_k(top_k)
         window, hop = self.event_window_samples(window_s, hop_s)
