@@ -1,6 +1,6 @@
 """Copy a finished run's report and the numbers behind it into the repository, without the models.
 
-Writes ``DEST/report.html``, ``report.json``, ``summary.json``, ``env.json``, ``config.yaml``,
+Writes ``DEST/report.html``, ``report.json``, ``summary.json``, ``env.json``, ``config.yaml``, ``MODEL_CARD.md``,
 ``skipped_files.csv``, ``confusion_matrix.csv``, ``per_class_report.csv`` and, per fold,
 ``fold_K/metrics.json``, ``fold_K/split.csv.gz`` and ``fold_K/predictions.csv.gz`` (gzip'd: every
 headline number can be re-derived from them, and ``esclab compare`` reads such a folder).
@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-RUN_FILES = ("report.html", "report.json", "summary.json", "env.json", "config.yaml", "skipped_files.csv",
+RUN_FILES = ("report.html", "report.json", "summary.json", "env.json", "config.yaml", "MODEL_CARD.md", "skipped_files.csv",
              "confusion_matrix.csv", "per_class_report.csv")
 FOLD_FILES = ("metrics.json",)
 GZIPPED = ("predictions.csv", "split.csv")
