@@ -16,6 +16,9 @@ Routes:
     :mod:`esclab.evaluate.heatmaps`). Errors answer ``{"detail": message}`` with 400 (empty
     upload), 413 (too many bytes or seconds) or 422 (not decodable audio, or a missing ``file``
     field).
+    ``POST /api/events``: multipart field ``file`` (a recording); query settings as ``esclab predict --long
+    --events`` has them. Answers the record of ``/api/predict`` with its windows and ``events``
+    (``onset``, ``offset``, ``label``, ``score`` in seconds); bad settings 422 with the reason.
     ``POST /api/listen``: the body is one live window, a WAV (16-bit PCM from the page; any format
     soundfile reads) of at most the model's clip length; query ``top_k`` (default 5). Answers only
     ``duration_s``, ``top_k``, ``scores``, ``unknown`` and ``reject_below`` (no pictures). The window is
