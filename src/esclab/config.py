@@ -173,6 +173,9 @@ class TrainConfig:
     and choose the rejection threshold (``unknown`` below it) for a ``false_rejection`` share of those
     clips (:mod:`esclab.calibration`); with fewer than ``calibration_min_clips`` such clips the fold stays
     uncalibrated (a temperature and a 5 % quantile from a handful of clips would be noise).
+    ``calibration_split``: for a ``fit`` without a validation split, the share of the training folds held out
+    (grouped by source recording) for calibration only: the tested checkpoint stays the last epoch, and the
+    network trains on that many fewer clips (0: none held out, the fold stays uncalibrated).
     ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
     reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
@@ -186,6 +189,7 @@ class TrainConfig:
     calibrate: bool = True
     false_rejection: float = 0.05
     calibration_min_clips: int = 30
+    calibration_split: float = 0.0
     batch_size: int = 32
     max_epochs: int = 60
     max_time_min: float | None = None  # wall-clock cap on training per fold (an equal-compute budget)
@@ -279,6 +283,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
          "must be one of simple, advanced, pytorch or null", t.profiler)
     need(t.lr > 0, "train.lr", "must be > 0", t.lr)
     need(t.probe_c > 0, "train.probe_c", "must be > 0", t.probe_c)
+    need(0.0 <= t.calibration_split < 0.5, "train.calibration_split", "must be in [0, 0.5)", t.calibration_split)
     need(t.calibration_min_clips >= 1, "train.calibration_min_clips", "must be >= 1", t.calibration_min_clips)
     need(0.0 <= t.false_rejection < 1.0, "train.false_rejection", "must be in [0, 1)", t.false_rejection)
     need(all(c > 0 for c in t.probe_c_grid), "train.probe_c_grid", "must hold values > 0", t.probe_c_grid)

@@ -10,7 +10,7 @@
     RUN/MODEL_CARD.md            the model card (:mod:`esclab.model_card`)
     RUN/fold_K/metrics.json      the fold's numbers; its presence marks the fold done
     RUN/fold_K/predictions.csv   per-clip probabilities of the test fold
-    RUN/fold_K/split.csv         clip_id, role (train / val / test): the fold's split, for anyone to check
+    RUN/fold_K/split.csv         clip_id, role (train / val or calibration / test): the fold's split, for anyone to check
     RUN/fold_K/model.ckpt        the bundle (:mod:`esclab.bundle`)
     RUN/fold_K/checkpoints/last.ckpt, RUN/fold_K/logs/metrics.csv   Lightning's checkpoint and log
 
@@ -151,7 +151,7 @@ def write_csv(path: Path, frame: pd.DataFrame, **to_csv: Any) -> None:
 
 
 def write_split(path: Path, clip_ids: pd.Series, roles: dict[str, np.ndarray]) -> None:
-    """``split.csv``: ``clip_id, role`` for every clip of the fold's split (roles train / val / test)."""
+    """``split.csv``: ``clip_id, role`` for every clip of the fold's split (train / val or calibration / test)."""
     import pandas as pd
     frames = [pd.DataFrame({"clip_id": clip_ids.iloc[idx].to_numpy(), "role": role}) for role, idx in roles.items()]
     write_csv(path, pd.concat(frames, ignore_index=True), index=False)

@@ -146,3 +146,14 @@ def test_real_clips_end_to_end(esc50_mini, tmp_path):
     result = run_cv(cfg, tmp_path / "run", progress=False)
     assert result.fold_metrics[3]["n_test"] == 3
     shutil.rmtree(tmp_path / "run")
+
+
+def test_a_fit_without_validation_calibrates_on_a_held_out_split_and_tests_the_last_epoch(tiny_overrides, tmp_path):
+    cfg = load_config(EXPERIMENT, [*tiny_overrides, "data.folds=[1]", "data.val_fraction=0",
+                                   "train.calibration_split=0.25", "train.calibration_min_clips=1"])
+    metrics = run_cv(cfg, tmp_path / "run", progress=False).fold_metrics[1]
+    assert metrics["checkpoint_rule"] == "last epoch" and metrics["n_val"] == 0 and metrics["n_calibration"] >= 1
+    assert metrics["calibration"]["source"].startswith("a grouped calibration split held out of training")
+    split = pd.read_csv(tmp_path / "run" / "fold_1" / "split.csv")
+    assert set(split["role"]) == {"train", "calibration", "test"}
+    assert (split["role"] == "calibration").sum() == metrics["n_calibration"]

@@ -219,15 +219,18 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     clips = data.table.clips
     inputs, bank = data.training_inputs()
+    # a calibration-only split when there is no validation split (train.calibration_split): held out of training
+    held_out = cfg.data.val_fraction or (cfg.train.calibration_split if cfg.train.calibrate else 0.0)
     dm = FoldDataModule(inputs, clips["target"].to_numpy(), clips["fold"].to_numpy(), fold,
-                        batch_size=cfg.train.batch_size, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed,
+                        batch_size=cfg.train.batch_size, val_fraction=held_out, seed=cfg.train.seed,
                         standardize=cfg.features.standardize, bank=bank, num_workers=cfg.data.num_workers,
                         progressive=cfg.train.progressive, groups=clips["group"].to_numpy())
     files = FoldDir(fold_dir)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    write_split(files.split, clips["clip_id"], {"train": dm.train_idx, "val": dm.val_idx, "test": dm.test_idx})
+    has_val = len(dm.val_idx) > 0 and cfg.data.val_fraction > 0  # a split that chooses the checkpoint
+    write_split(files.split, clips["clip_id"], {"train": dm.train_idx, "val" if has_val else "calibration": dm.val_idx,
+                                                "test": dm.test_idx})
     mean, std = dm.norm_stats if dm.norm_stats is not None else (None, None)
-    has_val = len(dm.val_idx) > 0
     train = {**to_dict(cfg)["train"], "monitor": cfg.train.monitor if has_val else "train_loss"}
     module = ClassifierModule(cfg.model.name, len(data.table.class_names), cfg.model.kwargs, cfg.model.pretrained,
                               train=train, augment=to_dict(cfg)["augment"],
@@ -264,7 +267,8 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         "steps": int(trainer.global_step),
         "epoch_time_s": float(np.mean(timer.times)) if timer.times else None,
         "fit_time_s": round(clock.total, 1),
-        "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)),
+        "n_train": int(len(dm.train_idx)), "n_val": int(len(dm.val_idx)) if has_val else 0,
+        "n_calibration": int(len(dm.val_idx)) if cfg.train.calibrate else 0,
         "val_groups_shared_with_train": int(len(set(clips["group"].iloc[dm.val_idx]) &
                                                 set(clips["group"].iloc[dm.train_idx]))),
         "devices": int(trainer.world_size),
@@ -353,15 +357,17 @@ def calibrate_fit(cfg: ExperimentConfig, module: ClassifierModule, dm: FoldDataM
     ``None`` (and a warning) without a validation split: nothing held out that is not the test fold.
     """
     if len(dm.val_idx) == 0:
-        log.warning("train.calibrate: no validation split (data.val_fraction = 0), so this fold is not "
-                    "calibrated and has no rejection threshold; set data.val_fraction > 0 to hold one out")
+        log.warning("train.calibrate: no validation split (data.val_fraction = 0) and no calibration split "
+                    "(train.calibration_split = 0), so this fold is not calibrated and has no rejection threshold")
         return None
     if len(dm.val_idx) < cfg.train.calibration_min_clips:
         log.warning("train.calibrate: %d validation clips, fewer than train.calibration_min_clips = %d, so this "
                     "fold is not calibrated", len(dm.val_idx), cfg.train.calibration_min_clips)
         return None
     val_probs = predict(module, dm, tested_path, split="val")
-    calibration = calibrate(log_probabilities(val_probs), dm.targets.numpy()[dm.val_idx], "the grouped validation split",
+    source = ("the grouped validation split" if cfg.data.val_fraction > 0 else
+              f"a grouped calibration split held out of training ({cfg.train.calibration_split:.0%} of the training folds)")
+    calibration = calibrate(log_probabilities(val_probs), dm.targets.numpy()[dm.val_idx], source,
                             cfg.train.false_rejection)
     module.model.fold_temperature(calibration["temperature"])
     return calibration
