@@ -17,7 +17,6 @@ import pandas as pd
 
 from esclab import __version__
 from esclab import metrics as M
-from esclab.calibration import pooled_calibration
 from esclab.evaluate.clips import load_clips
 from esclab.evaluate.gallery import build_gallery, worst_mistakes
 from esclab.evaluate.heatmaps import explain
@@ -241,11 +240,9 @@ def bias_section(run: Run, figures: Figures) -> Section:
 
 
 def run_calibration(run: Run) -> dict[str, Any] | None:
-    """:func:`esclab.calibration.pooled_calibration` of the run's folds (``None``: none calibrated)."""
-    columns = [f"p_{i}" for i in range(len(run.class_names))]
-    return pooled_calibration({f: run.predictions[f][columns].to_numpy() for f in run.folds},
-                              {f: run.predictions[f]["target"].to_numpy() for f in run.folds},
-                              {f: run.fold_metrics(f).get("calibration") for f in run.folds})
+    """The run's pooled calibration as training wrote it (``summary.json``, :func:`esclab.calibration.pooled_calibration`);
+    ``None``: no fold calibrated."""
+    return run.summary.get("calibration")
 
 
 def calibration_section(run: Run, figures: Figures) -> Section:
