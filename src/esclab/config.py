@@ -176,6 +176,11 @@ class TrainConfig:
     ``calibration_split``: for a ``fit`` without a validation split, the share of the training folds held out
     (grouped by source recording) for calibration only: the tested checkpoint stays the last epoch, and the
     network trains on that many fewer clips (0: none held out, the fold stays uncalibrated).
+    ``distill_weight``: share of the loss that matches the linear probe of the training split on the same
+    augmented input (:mod:`esclab.train.distill`; temperature ``distill_temperature``); 0: labels only.
+    ``freeze_bn_stats``: every BatchNorm of the network keeps its (pretrained) running statistics while
+    training (eval mode; its scale and shift still learn). Mixed and augmented batches otherwise re-estimate
+    them, which measurably degrades AudioSet features (benchmarks/RESULTS.md, issue 23).
     ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
     reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
@@ -205,6 +210,9 @@ class TrainConfig:
     early_stopping_patience: int = 10
     monitor: str = "val_loss"
     label_smoothing: float = 0.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
+    freeze_bn_stats: bool = False
     precision: str = "32"
     channels_last: bool = True
     seed: int = 42
@@ -314,6 +322,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(t.early_stopping_patience >= 1, "train.early_stopping_patience", "must be >= 1",
          t.early_stopping_patience)
     need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)", t.label_smoothing)
+    need(0 <= t.distill_weight < 1, "train.distill_weight", "must be in [0, 1)", t.distill_weight)
+    need(t.distill_temperature > 0, "train.distill_temperature", "must be > 0", t.distill_temperature)
+    need(t.distill_weight == 0 or bool(cfg.model.pretrained), "model.pretrained",
+         "is required when train.distill_weight > 0 (the teacher is the probe of the pretrained network)",
+         cfg.model.pretrained)
+    need(t.distill_weight == 0 or t.mode == "fit", "train.distill_weight", "needs train.mode 'fit'", t.distill_weight)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", "must be >= 1 or null", t.num_threads)
     need(cfg.augment.mixup_alpha >= 0, "augment.mixup_alpha", "must be >= 0", cfg.augment.mixup_alpha)
     need(cfg.augment.bank_size >= 0, "augment.bank_size", "must be >= 0", cfg.augment.bank_size)

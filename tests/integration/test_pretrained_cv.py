@@ -194,6 +194,34 @@ def test_finetune_from_cached_frozen_layers_and_the_probe_head(offline, tmp_path
     assert again["accuracy"] == metrics["accuracy"]
 
 
+def test_finetune_distilled_from_the_probe_keeps_pretrained_batchnorm_statistics(offline, tmp_path):
+    """The shipped fine-tune (mn04_finetune_distill): the teacher is the training split's probe, fitted before
+    training and named in metrics.json; every BatchNorm of the tested network still has the pretrained
+    running statistics; the bundle holds the fine-tune alone and reproduces the fold's predictions."""
+    from esclab.models import create_model
+
+    cfg = tiny("mn04_finetune_distill", tmp_path, "data.folds=[3]", "train.max_epochs=1", "augment.bank_size=1")
+    assert cfg.train.freeze_bn_stats and cfg.train.distill_weight == 0.5 and cfg.train.cache_frozen
+    run_cv(cfg, tmp_path / "run", progress=False)
+    fold_dir = tmp_path / "run" / "fold_3"
+    metrics = json.loads((fold_dir / "metrics.json").read_text())
+    assert metrics["distill_teacher"] == "probe" and metrics["distill_teacher_train_accuracy"] == 1.0
+    assert metrics["checkpoint_rule"] == "last epoch" and metrics["frozen_blocks"] == 13
+    bundle = load_bundle(fold_dir / "model.ckpt")
+    pretrained = create_model("mn04", num_classes=50, pretrained="efficientat:mn04_as", head="linear").state_dict()
+    tuned = bundle.model.state_dict()
+    assert not any("teacher" in key for key in tuned)
+    stats = [k for k in tuned if k.endswith("running_mean") or k.endswith("running_var")]
+    assert stats and all(torch.equal(tuned[k], pretrained[k]) for k in stats)
+    trained = [k for k in tuned if k.startswith("features.16.") and k.endswith("weight")]
+    assert any(not torch.equal(tuned[k], pretrained[k]) for k in trained)  # the last layers did learn
+    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
+    predictions = pd.read_csv(fold_dir / "predictions.csv")
+    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
+    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
+    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+
+
 def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: ProbeRun, tmp_path):
     """``esclab ensemble``: per fold the mean of the members' probabilities, and a bundle holding both
     networks that reproduces the ensemble's predictions from the audio (deployed = reported)."""

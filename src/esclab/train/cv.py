@@ -45,6 +45,7 @@ from esclab.runs import (
     write_skipped,
     write_split,
 )
+from esclab.train.distill import probe_teacher
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
 from esclab.train.frozen import attach_frozen_outputs, trains_from_cache
 from esclab.train.loggers import check_logger
@@ -241,6 +242,12 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     if cfg.train.head_init == "probe":  # LP-FT: start from the training split's linear probe
         head_facts = init_head_from_probe(module.model, inputs[dm.train_idx], clips["target"].to_numpy()[dm.train_idx],
                                           cfg.train.probe_c, cfg.train.seed, from_frozen=trains_from_cache(cfg))
+    if cfg.train.distill_weight > 0:  # the teacher: the pretrained network and the training split's probe
+        teacher, teacher_facts = probe_teacher(
+            module.model, inputs[dm.train_idx], clips["target"].to_numpy()[dm.train_idx],
+            cfg.train.probe_c, cfg.train.seed, from_frozen=trains_from_cache(cfg))
+        module.set_teacher(teacher)
+        head_facts = {**head_facts, **teacher_facts}
     timer, clock = EpochTimer(), FitClock()
     callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
     bar = cfg.train.progress_bar and progress and stderr_is_terminal()

@@ -17,6 +17,7 @@ from esclab.augment import build_level_mix, build_mixup, build_spec_augment
 from esclab.config import AugmentConfig, TrainConfig
 from esclab.features.frontend import Standardize
 from esclab.models import create_model
+from esclab.train.distill import blend_losses, distillation_loss
 from esclab.train.optimizer import build_optimizer, penalty_in_loss
 from esclab.tta import tta_probabilities
 
@@ -64,6 +65,34 @@ class ClassifierModule(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         if self.train_cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.teacher: nn.Module | None = None
+
+    def set_teacher(self, teacher: nn.Module) -> None:
+        """The frozen network whose logits the loss matches (``train.distill_weight``). It is kept in the
+        checkpoints (a resumed fold needs it) but not in the tested model or its bundle."""
+        teacher.requires_grad_(False)
+        self.teacher = teacher.eval()
+
+    def train(self, mode: bool = True) -> ClassifierModule:
+        """As ``nn.Module.train``, then :meth:`keep_fixed_parts_in_eval`."""
+        super().train(mode)
+        if mode:
+            self.keep_fixed_parts_in_eval()
+        return self
+
+    def keep_fixed_parts_in_eval(self) -> None:
+        """The teacher always evaluates, and with ``train.freeze_bn_stats`` so does every BatchNorm of the
+        model (running statistics kept, affine weights still trained). Lightning does not call ``train()``
+        when fitting starts, so this also runs at the start of every training epoch."""
+        if self.teacher is not None:
+            self.teacher.eval()
+        if self.train_cfg.freeze_bn_stats:
+            for layer in self.model.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
+
+    def on_train_epoch_start(self) -> None:
+        self.keep_fixed_parts_in_eval()
 
     def _layout(self, spec: torch.Tensor) -> torch.Tensor:
         return spec.contiguous(memory_format=torch.channels_last) if self.train_cfg.channels_last else spec
@@ -89,6 +118,13 @@ class ClassifierModule(L.LightningModule):
             spec, soft = self.mixup(spec, soft)
         logits = self._logits(spec)
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
+        if self.teacher is not None and self.train_cfg.distill_weight > 0:
+            with torch.no_grad():
+                taught = self.teacher.forward_from_frozen(spec) if self.frozen_inputs else self.teacher(spec)
+            soft_loss = distillation_loss(logits, taught, self.train_cfg.distill_temperature)
+            self.log("train_distill_loss", soft_loss, on_step=False, on_epoch=True, batch_size=len(target),
+                     sync_dist=True)
+            loss = blend_losses(loss, soft_loss, self.train_cfg.distill_weight)
         reg = self.model.regularization_loss() if self.l2_in_loss else 0.0  # else it is weight decay
         self.train_acc(logits.argmax(dim=1), target)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target),
