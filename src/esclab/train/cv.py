@@ -45,8 +45,8 @@ from esclab.runs import (
     write_skipped,
     write_split,
 )
-from esclab.train.distill import probe_teacher
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
+from esclab.train.distill import probe_teacher
 from esclab.train.frozen import attach_frozen_outputs, trains_from_cache
 from esclab.train.loggers import check_logger
 from esclab.train.module import ClassifierModule, count_parameters
