@@ -39,7 +39,9 @@ import common
 import numpy as np
 import torch
 import torch.nn.functional as F
-from cached_maps import gain_and_roll
+from cached_maps import gain_and_roll, run_prefix
+
+from esclab.train.distill import blend_losses, distillation_loss
 
 DEFAULTS = {
     "start": 13,  # index of the first trainable layer
@@ -61,19 +63,14 @@ DEFAULTS = {
 }
 
 
-def run_prefix(model: torch.nn.Module, specs: torch.Tensor) -> torch.Tensor:
-    with torch.inference_mode():
-        return torch.cat([model.forward_frozen(specs[i:i + 64].unsqueeze(1)) for i in range(0, len(specs), 64)])
-
-
 def frozen_maps(model: torch.nn.Module, specs: torch.Tensor, opts: SimpleNamespace) -> torch.Tensor:
     """``(variants + 1, N, C, H, W)``: the clean maps first, read from the scratch cache when it has them."""
     path = Path(opts.scratch) / f"maps_S{opts.start}_V{opts.variants}.pt"
     if path.exists():
         return torch.load(path)
     started, rng = time.time(), np.random.default_rng(123)
-    maps = torch.stack([run_prefix(model, specs)] +
-                       [run_prefix(model, gain_and_roll(specs, rng)) for _ in range(opts.variants)])
+    maps = torch.stack([run_prefix(model, opts.start, specs)] +
+                       [run_prefix(model, opts.start, gain_and_roll(specs, rng)) for _ in range(opts.variants)])
     torch.save(maps, path)
     print("maps", tuple(maps.shape), round(time.time() - started), "s", flush=True)
     return maps
@@ -99,13 +96,6 @@ class Split:
 
     def accuracy(self, model: torch.nn.Module, idx: np.ndarray) -> float:
         return common.accuracy(self.logits(model, idx), self.targets[idx])
-
-
-def set_head(model: torch.nn.Module, probe) -> None:
-    weight, bias = common.linear_head_of(probe)
-    with torch.no_grad():
-        model.get_classifier().weight.copy_(torch.from_numpy(weight))
-        model.get_classifier().bias.copy_(torch.from_numpy(bias))
 
 
 def running_mean(mean: dict | None, state: dict, count: int) -> dict:
@@ -144,9 +134,7 @@ def train(model: torch.nn.Module, teacher: torch.nn.Module | None, split: Split,
             if opts.kd > 0:
                 with torch.no_grad():
                     taught = teacher.forward_head(teacher.forward_features_from_frozen(hidden))
-                soft = F.kl_div(F.log_softmax(logits / opts.kdT, 1), F.softmax(taught / opts.kdT, 1),
-                                reduction="batchmean") * opts.kdT ** 2
-                loss = (1 - opts.kd) * loss + opts.kd * soft
+                loss = blend_losses(loss, distillation_loss(logits, taught, opts.kdT), opts.kd)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -191,7 +179,7 @@ def main() -> None:
         torch.manual_seed(opts.seed)
         model = copy.deepcopy(pretrained)
         teacher = copy.deepcopy(pretrained)
-        set_head(teacher, probe)
+        common.set_head_from_probe(teacher, probe)
         teacher.eval()
         started = time.time()
         mean_state = train(model, teacher, split, train_idx, val_idx, opts, f"{opts.tag} val{val}")
