@@ -181,6 +181,9 @@ class TrainConfig:
     ``freeze_bn_stats``: every BatchNorm of the network keeps its (pretrained) running statistics while
     training (eval mode; its scale and shift still learn). Mixed and augmented batches otherwise re-estimate
     them, which measurably degrades AudioSet features (benchmarks/RESULTS.md, issue 23).
+    ``weight_averaging``: ``none``; ``ema``: the tested network is an exponential moving average of the
+    weights (decay ``ema_decay`` per optimiser step); ``swa``: the equal-weight average of the weights at the end
+    of each epoch; either from epoch ``average_from_epoch`` (zero-based) on (:mod:`esclab.train.averaging`).
     ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
     reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
@@ -213,6 +216,9 @@ class TrainConfig:
     distill_weight: float = 0.0
     distill_temperature: float = 2.0
     freeze_bn_stats: bool = False
+    weight_averaging: str = "none"
+    ema_decay: float = 0.999
+    average_from_epoch: int = 0
     precision: str = "32"
     channels_last: bool = True
     seed: int = 42
@@ -246,6 +252,7 @@ _CHOICES = {
     "train.head_init": ("random", "probe"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.lr_schedule": ("plateau", "cosine", "onecycle", "none"),
+    "train.weight_averaging": ("none", "ema", "swa"),
     "train.precision": ("32", "bf16-mixed", "16-mixed", "bf16-true", "auto"),
     "train.monitor": ("val_loss", "val_acc"),
     "train.logger": ("csv", "tensorboard", "mlflow"),
@@ -328,6 +335,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
          "is required when train.distill_weight > 0 (the teacher is the probe of the pretrained network)",
          cfg.model.pretrained)
     need(t.distill_weight == 0 or t.mode == "fit", "train.distill_weight", "needs train.mode 'fit'", t.distill_weight)
+    need(0 < t.ema_decay < 1, "train.ema_decay", "must be in (0, 1)", t.ema_decay)
+    need(t.weight_averaging == "none" or 0 <= t.average_from_epoch < t.max_epochs, "train.average_from_epoch",
+         f"must be in [0, train.max_epochs = {t.max_epochs}) (the average needs an epoch to start from)",
+         t.average_from_epoch)
+    need(t.weight_averaging == "none" or t.mode == "fit", "train.weight_averaging", "needs train.mode 'fit'",
+         t.weight_averaging)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", "must be >= 1 or null", t.num_threads)
     need(cfg.augment.mixup_alpha >= 0, "augment.mixup_alpha", "must be >= 0", cfg.augment.mixup_alpha)
     need(cfg.augment.bank_size >= 0, "augment.bank_size", "must be >= 0", cfg.augment.bank_size)

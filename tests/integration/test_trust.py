@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -35,8 +36,12 @@ def _without_times(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in TIMES}
 
 
-def test_a_resumed_fold_equals_an_uninterrupted_one(tiny_overrides, tmp_path, monkeypatch):
-    cfg = load_config(EXPERIMENT, [*tiny_overrides, *RANDOM_TRAINING])
+@pytest.mark.parametrize("averaging", [[], ["train.weight_averaging=ema", "train.ema_decay=0.9"],
+                                       ["train.weight_averaging=swa", "train.average_from_epoch=1"]],
+                         ids=["plain", "ema", "swa"])
+def test_a_resumed_fold_equals_an_uninterrupted_one(tiny_overrides, tmp_path, monkeypatch, averaging):
+    """Weight averaging too: the average so far is in ``last.ckpt`` and goes on after the resume."""
+    cfg = load_config(EXPERIMENT, [*tiny_overrides, *RANDOM_TRAINING, *averaging])
     whole = run_cv(cfg, tmp_path / "whole", progress=False).fold_metrics[1]
 
     import esclab.train.cv as cv
@@ -206,3 +211,23 @@ def test_allow_missing_runs_and_counts_the_missing_test_clip(esc50_with_a_missin
     assert main([*args, "--allow-missing"]) == 0
     metrics = json.loads((tmp_path / "run" / "fold_1" / "metrics.json").read_text())
     assert metrics["skipped_test_clips"] == 1 and metrics["n_test"] == 2
+
+
+def test_the_tested_network_and_its_bundle_are_the_weight_average(tiny_overrides, tmp_path):
+    """SWA over the last epoch alone is the plain last epoch; from the first epoch on it is another network,
+    and the fold's bundle (what ``predict`` and ``serve`` load) is that averaged network."""
+    from esclab.audio import pad_or_trim
+    from esclab.inference.predictor import Predictor
+
+    base = [*tiny_overrides, "train.max_epochs=3", "data.folds=[1]", "data.val_fraction=0"]
+    runs = {}
+    for name, extra in {"plain": [], "last": ["train.weight_averaging=swa", "train.average_from_epoch=2"],
+                        "all": ["train.weight_averaging=swa", "train.average_from_epoch=0"]}.items():
+        run_cv(load_config(EXPERIMENT, [*base, *extra]), tmp_path / name, progress=False)
+        runs[name] = pd.read_csv(tmp_path / name / "fold_1" / "predictions.csv")
+    probs = [c for c in runs["plain"].columns if c.startswith("p_")]
+    pd.testing.assert_frame_equal(runs["last"], runs["plain"])
+    assert not np.allclose(runs["all"][probs].to_numpy(), runs["plain"][probs].to_numpy(), atol=1e-4)
+    predictor = Predictor.from_checkpoint(tmp_path / "all" / "fold_1" / "model.ckpt")
+    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in runs["all"]["path"]]
+    np.testing.assert_allclose(predictor.probabilities(clips), runs["all"][probs].to_numpy(), atol=1e-4)

@@ -45,6 +45,7 @@ from esclab.runs import (
     write_skipped,
     write_split,
 )
+from esclab.train.averaging import build_weight_averaging
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
 from esclab.train.distill import probe_teacher
 from esclab.train.frozen import attach_frozen_outputs, trains_from_cache
@@ -250,6 +251,9 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         head_facts = {**head_facts, **teacher_facts}
     timer, clock = EpochTimer(), FitClock()
     callbacks: list[L.Callback] = [timer, clock, ReseedEveryEpoch(cfg.train.seed)]
+    averaging = build_weight_averaging(cfg.train)
+    if averaging is not None:  # the tested checkpoint and the bundle then hold the averaged weights
+        callbacks.append(averaging)
     bar = cfg.train.progress_bar and progress and stderr_is_terminal()
     if not bar:  # one line per epoch instead of the bar (a log file, a batch job, train.progress_bar=false)
         callbacks.append(EpochProgress(timer, label or f"fold {fold}", folds_after))
