@@ -222,6 +222,36 @@ def test_finetune_distilled_from_the_probe_keeps_pretrained_batchnorm_statistics
     np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
 
 
+def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(offline, tmp_path):
+    """The shipped fine-tune esclab recommends (mn04_finetune_lpft): eleven layers frozen, a head on layers
+    11, 13, 15 and the last that starts at the training split's probe, pretrained BatchNorm statistics, and
+    the SWA average as the tested network; metrics.json says so, and the bundle reproduces the fold."""
+    from esclab.models import create_model
+
+    cfg = tiny("mn04_finetune_lpft", tmp_path, "data.folds=[3]", "train.max_epochs=2",
+               "train.average_from_epoch=0", "augment.bank_size=1")
+    assert cfg.train.head_init == "probe" and cfg.train.weight_averaging == "swa" and cfg.train.cache_frozen
+    run_cv(cfg, tmp_path / "run", progress=False)
+    fold_dir = tmp_path / "run" / "fold_3"
+    metrics = json.loads((fold_dir / "metrics.json").read_text())
+    assert metrics["head_init"] == "probe" and metrics["frozen_blocks"] == 11
+    assert (metrics["weight_averaging"], metrics["averaged_from_epoch"], metrics["averaged_updates"]) == ("swa", 1, 2)
+    assert metrics["checkpoint_rule"] == "last epoch" and metrics["tested_epoch"] == 2
+    bundle = load_bundle(fold_dir / "model.ckpt")
+    assert bundle.model.taps == (11, 13, 15) and bundle.model.pool == "meanmax"
+    pretrained = create_model("mn04", num_classes=50, pretrained="efficientat:mn04_as", head="linear").state_dict()
+    tuned = bundle.model.state_dict()
+    stats = [k for k in tuned if k.endswith("running_mean") or k.endswith("running_var")]
+    assert stats and all(torch.equal(tuned[k], pretrained[k]) for k in stats)
+    frozen = [k for k in tuned if k.startswith("features.10.") and k.endswith("weight")]
+    assert frozen and all(torch.equal(tuned[k], pretrained[k]) for k in frozen)
+    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
+    predictions = pd.read_csv(fold_dir / "predictions.csv")
+    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
+    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
+    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+
+
 def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: ProbeRun, tmp_path):
     """``esclab ensemble``: per fold the mean of the members' probabilities, and a bundle holding both
     networks that reproduces the ensemble's predictions from the audio (deployed = reported)."""

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from esclab.config import ConfigError, TrainConfig, load_config
-from esclab.train.averaging import build_weight_averaging
+from esclab.train.averaging import TrajectoryAverage, build_weight_averaging
 
 
 class Tiny(L.LightningModule):
@@ -39,35 +39,40 @@ class Trajectory(L.Callback):
         self.epochs.append({k: v.detach().clone() for k, v in pl_module.net.named_parameters()})
 
 
-def fit(t: TrainConfig) -> tuple[Tiny, Trajectory]:
+def fit(t: TrainConfig) -> tuple[Tiny, Trajectory, TrajectoryAverage | None]:
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(24, 3), torch.randint(0, 2, (24,)))
-    model, seen = Tiny(), Trajectory()
-    callbacks = [seen] + [c for c in [build_weight_averaging(t)] if c is not None]
+    model, seen, averaging = Tiny(), Trajectory(), build_weight_averaging(t)
+    callbacks = [seen] + [c for c in [averaging] if c is not None]
     trainer = L.Trainer(max_epochs=t.max_epochs, callbacks=callbacks, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.fit(model, DataLoader(data, batch_size=8))
-    return model, seen
+    return model, seen, averaging
 
 
 def test_swa_leaves_the_mean_of_the_end_of_epoch_weights_from_its_first_epoch_on():
-    model, seen = fit(TrainConfig(weight_averaging="swa", average_from_epoch=2, max_epochs=4))
+    model, seen, averaging = fit(TrainConfig(weight_averaging="swa", average_from_epoch=2, max_epochs=4))
     for name, value in model.net.named_parameters():
         expected = torch.stack([seen.epochs[2][name], seen.epochs[3][name]]).mean(0)
         torch.testing.assert_close(value.detach(), expected)
     # not merely the last weights
     assert not torch.allclose(model.net[2].weight.detach(), seen.epochs[3]["2.weight"])
+    # what metrics.json records: epochs 3 and 4 (one-based) entered the average
+    assert averaging.facts() == {"weight_averaging": "swa", "averaged_from_epoch": 3, "averaged_updates": 2}
 
 
 def test_ema_follows_every_step_from_its_first_epoch_on():
     decay = 0.5
-    model, seen = fit(TrainConfig(weight_averaging="ema", ema_decay=decay, average_from_epoch=1, max_epochs=3))
+    model, seen, averaging = fit(TrainConfig(weight_averaging="ema", ema_decay=decay, average_from_epoch=1,
+                                             max_epochs=3))
     steps_per_epoch = len(seen.steps) // 3  # three epochs
     for name, value in model.net.named_parameters():
         ema = seen.steps[steps_per_epoch][name]  # the first step of epoch 1 starts the average
         for step in seen.steps[steps_per_epoch + 1:]:
             ema = decay * ema + (1 - decay) * step[name]
         torch.testing.assert_close(value.detach(), ema)
+    assert averaging.facts() == {"weight_averaging": "ema", "averaged_from_epoch": 2,
+                                 "averaged_updates": len(seen.steps) - steps_per_epoch}
 
 
 def test_no_averaging_builds_no_callback():

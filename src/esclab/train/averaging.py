@@ -32,6 +32,7 @@ class TrajectoryAverage(WeightAveraging):
 
     def __init__(self, per_step: bool, start_epoch: int, **kwargs) -> None:
         super().__init__(use_buffers=True, **kwargs)
+        self.kind = "ema" if per_step else "swa"
         self.per_step = per_step
         self.start_epoch = start_epoch
         self._epoch = 0
@@ -43,6 +44,13 @@ class TrajectoryAverage(WeightAveraging):
         if self.per_step:
             return step_idx is not None and self._epoch >= self.start_epoch
         return epoch_idx is not None and epoch_idx >= self.start_epoch
+
+    def facts(self) -> dict[str, object]:
+        """For ``metrics.json``: the kind, the first averaged epoch (one-based) and how many updates the
+        average holds (epochs for SWA, optimiser steps for an EMA; a resumed fold counts its earlier ones)."""
+        updates = int(self._average_model.n_averaged) if self._average_model is not None else 0
+        return {"weight_averaging": self.kind, "averaged_from_epoch": self.start_epoch + 1,
+                "averaged_updates": updates}
 
 
 def build_weight_averaging(t: TrainConfig) -> TrajectoryAverage | None:

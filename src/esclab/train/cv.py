@@ -285,6 +285,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
         "devices": int(trainer.world_size),
         "precision": str(trainer.precision),
         "frozen_blocks": int(module.model.frozen_blocks),
+        **(averaging.facts() if averaging is not None else {}),
         **head_facts,
         **pretrained_facts(module.model),
         **({"calibration": calibration} if cfg.train.calibrate else {}),
