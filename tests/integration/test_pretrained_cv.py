@@ -34,6 +34,15 @@ def tiny(experiment: str, tmp: Path, *extra: str) -> ExperimentConfig:
                         "train.progress_bar=false", "train.batch_size=4", *extra])
 
 
+def assert_bundle_reproduces_predictions(fold_dir: Path) -> None:
+    """The fold's bundle, fed the test clips' audio, gives the probabilities its ``predictions.csv`` reports."""
+    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
+    predictions = pd.read_csv(fold_dir / "predictions.csv")
+    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
+    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
+    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def offline(shared_mn04: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The shared weights only (every test here skips without them): an empty user cache, no ``$ESCLAB_WEIGHTS``,
@@ -81,11 +90,7 @@ def test_probe_writes_every_fold(probe_run: ProbeRun):
 def test_probe_bundle_reproduces_its_predictions_from_the_files(probe_run: ProbeRun):
     for fold in FOLDS:
         fold_dir = probe_run.out / f"fold_{fold}"
-        predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
-        predictions = pd.read_csv(fold_dir / "predictions.csv")
-        clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
-        expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
-        np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+        assert_bundle_reproduces_predictions(fold_dir)
 
 
 def test_training_writes_numbers_and_evaluate_draws_the_pictures(probe_run: ProbeRun):
@@ -177,11 +182,7 @@ def test_finetune_from_cached_frozen_layers_and_the_probe_head(offline, tmp_path
     cached = sorted((tmp_path / "frozen").glob("*.npy"))
     assert len(cached) == 2  # the clean clips and the one bank variant
     assert np.load(cached[0]).shape[1:] == (16, 16, 63)
-    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
-    predictions = pd.read_csv(fold_dir / "predictions.csv")
-    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
-    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
-    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+    assert_bundle_reproduces_predictions(fold_dir)
 
     def no_frozen_pass(*args, **kwargs):
         raise AssertionError("the second run ran the frozen layers again instead of reading the cache")
@@ -215,11 +216,7 @@ def test_finetune_distilled_from_the_probe_keeps_pretrained_batchnorm_statistics
     assert stats and all(torch.equal(tuned[k], pretrained[k]) for k in stats)
     trained = [k for k in tuned if k.startswith("features.16.") and k.endswith("weight")]
     assert any(not torch.equal(tuned[k], pretrained[k]) for k in trained)  # the last layers did learn
-    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
-    predictions = pd.read_csv(fold_dir / "predictions.csv")
-    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
-    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
-    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+    assert_bundle_reproduces_predictions(fold_dir)
 
 
 def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(offline, tmp_path):
@@ -245,11 +242,7 @@ def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(offlin
     assert stats and all(torch.equal(tuned[k], pretrained[k]) for k in stats)
     frozen = [k for k in tuned if k.startswith("features.10.") and k.endswith("weight")]
     assert frozen and all(torch.equal(tuned[k], pretrained[k]) for k in frozen)
-    predictor = Predictor.from_checkpoint(fold_dir / "model.ckpt")
-    predictions = pd.read_csv(fold_dir / "predictions.csv")
-    clips = [pad_or_trim(predictor.load(path), predictor.clip_samples) for path in predictions["path"]]
-    expected = predictions[[f"p_{i}" for i in range(len(predictor.class_names))]].to_numpy()
-    np.testing.assert_allclose(predictor.probabilities(clips), expected, atol=1e-4)
+    assert_bundle_reproduces_predictions(fold_dir)
 
 
 def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: ProbeRun, tmp_path):
