@@ -20,16 +20,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from esclab.data.table import find_audio
+
 
 def inner_rows(meta: pd.DataFrame, audio: Path, outer_fold: int) -> pd.DataFrame:
     """The CSV rows for every clip of ``meta`` (the official metadata) outside ``outer_fold``."""
     kept = meta[meta["fold"] != outer_fold]
     paths = []
     for name in kept["filename"]:
-        matches = sorted(audio.glob(f"{Path(name).stem}.*"))
-        if not matches:
+        found = find_audio(audio, name)  # the metadata says .wav; a copy may hold .ogg or .flac
+        if found is None:
             raise FileNotFoundError(f"no audio file for {name} in {audio}")
-        paths.append(f"audio/{matches[0].name}")
+        paths.append(f"audio/{found.name}")
     return pd.DataFrame({"path": paths, "label": kept["category"].to_numpy(), "fold": kept["fold"].to_numpy(),
                          "group": kept["src_file"].to_numpy()})
 

@@ -32,7 +32,6 @@ class TrajectoryAverage(WeightAveraging):
 
     def __init__(self, per_step: bool, start_epoch: int, **kwargs) -> None:
         super().__init__(use_buffers=True, **kwargs)
-        self.kind = "ema" if per_step else "swa"
         self.per_step = per_step
         self.start_epoch = start_epoch
         self._epoch = 0
@@ -49,7 +48,7 @@ class TrajectoryAverage(WeightAveraging):
         """For ``metrics.json``: the kind, the first averaged epoch (one-based) and how many updates the
         average holds (epochs for SWA, optimiser steps for an EMA; a resumed fold counts its earlier ones)."""
         updates = int(self._average_model.n_averaged) if self._average_model is not None else 0
-        return {"weight_averaging": self.kind, "averaged_from_epoch": self.start_epoch + 1,
+        return {"weight_averaging": "ema" if self.per_step else "swa", "averaged_from_epoch": self.start_epoch + 1,
                 "averaged_updates": updates}
 
 
