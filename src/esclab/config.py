@@ -184,6 +184,9 @@ class TrainConfig:
     ``weight_averaging``: ``none``; ``ema``: the tested network is an exponential moving average of the
     weights (decay ``ema_decay`` per optimiser step); ``swa``: the equal-weight average of the weights at the end
     of each epoch; either from epoch ``average_from_epoch`` (zero-based) on (:mod:`esclab.train.averaging`).
+    ``wise_alpha``: WiSE-FT (Wortsman et al., CVPR 2022): the tested network is ``(1 - a) * w0 + a * w``, ``w0``
+    the weights fitting started from (the pretrained network with the probe's head: needs ``head_init: probe``)
+    and ``w`` the trained (averaged) weights; 1: the trained weights as they are, 0: the probe itself.
     ``logger``: where the training curves go besides ``fold_K/logs/metrics.csv`` (always written: the report
     reads it): ``tensorboard`` or ``mlflow`` files under ``fold_K/logs`` too (:mod:`esclab.train.loggers`).
     """
@@ -219,6 +222,7 @@ class TrainConfig:
     weight_averaging: str = "none"
     ema_decay: float = 0.999
     average_from_epoch: int = 0
+    wise_alpha: float = 1.0
     precision: str = "32"
     channels_last: bool = True
     seed: int = 42
@@ -341,6 +345,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
          t.average_from_epoch)
     need(t.weight_averaging == "none" or t.mode == "fit", "train.weight_averaging", "needs train.mode 'fit'",
          t.weight_averaging)
+    need(0 <= t.wise_alpha <= 1, "train.wise_alpha", "must be in [0, 1] (1: the trained weights)", t.wise_alpha)
+    need(t.wise_alpha == 1 or t.head_init == "probe", "train.wise_alpha",
+         "< 1 needs train.head_init 'probe' (it moves the network back toward where fitting started: a random "
+         "head would be no model)", t.wise_alpha)
     need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", "must be >= 1 or null", t.num_threads)
     need(cfg.augment.mixup_alpha >= 0, "augment.mixup_alpha", "must be >= 0", cfg.augment.mixup_alpha)
     need(cfg.augment.bank_size >= 0, "augment.bank_size", "must be >= 0", cfg.augment.bank_size)

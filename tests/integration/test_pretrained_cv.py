@@ -245,6 +245,29 @@ def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(offlin
     assert_bundle_reproduces_predictions(fold_dir)
 
 
+def test_wise_ft_tests_the_interpolation_between_the_probe_and_the_trained_network(offline, tmp_path):
+    """``train.wise_alpha`` (WiSE-FT): a = 0 tests the network fitting started from (the pretrained network with
+    the probe's head), a = 1 the trained one, and a = 0.5 exactly their midpoint, with the same training; the
+    bundle holds the tested network and metrics.json names a."""
+    runs = {}
+    for alpha in (0.0, 0.5, 1.0):
+        cfg = tiny("mn04_finetune_lpft", tmp_path, "data.folds=[3]", "train.max_epochs=2",
+                   "train.average_from_epoch=0", "augment.bank_size=1", f"train.wise_alpha={alpha}")
+        run_cv(cfg, tmp_path / f"a{alpha}", progress=False)
+        fold_dir = tmp_path / f"a{alpha}" / "fold_3"
+        runs[alpha] = (json.loads((fold_dir / "metrics.json").read_text()),
+                       load_bundle(fold_dir / "model.ckpt").model.state_dict())
+        if alpha < 1:
+            assert_bundle_reproduces_predictions(fold_dir)
+    assert runs[0.5][0]["wise_alpha"] == 0.5 and "wise_alpha" not in runs[1.0][0]
+    start, mid, end = runs[0.0][1], runs[0.5][1], runs[1.0][1]
+    moved = [k for k in end if end[k].is_floating_point() and not torch.equal(start[k], end[k])]
+    assert moved, "two epochs changed no weight"
+    for k in moved:
+        torch.testing.assert_close(mid[k], (start[k] + end[k]) / 2, atol=1e-6, rtol=1e-5)
+    assert all(torch.equal(start[k], end[k]) for k in end if k.startswith("features.10."))
+
+
 def test_ensemble_of_probe_and_finetune_is_what_its_bundles_predict(probe_run: ProbeRun, tmp_path):
     """``esclab ensemble``: per fold the mean of the members' probabilities, and a bundle holding both
     networks that reproduces the ensemble's predictions from the audio (deployed = reported)."""

@@ -9,11 +9,15 @@ fitting ends, so the tested checkpoint and the bundle are the averaged network.
 
 BatchNorm running statistics are averaged like the weights; with ``train.freeze_bn_stats`` they never change,
 so the average keeps the pretrained ones.
+
+:func:`interpolate_weights` is the other average a fit can end with (``train.wise_alpha``, WiSE-FT, Wortsman et
+al., CVPR 2022): the trained weights moved back toward the weights fitting started from.
 """
 
 from __future__ import annotations
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
@@ -60,3 +64,24 @@ def build_weight_averaging(t: TrainConfig) -> TrajectoryAverage | None:
     if t.weight_averaging == "swa":
         return TrajectoryAverage(per_step=False, start_epoch=t.average_from_epoch)
     return None
+
+
+def interpolate_weights(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
+                        alpha: float) -> dict[str, torch.Tensor]:
+    """``(1 - alpha) * start + alpha * end`` for every floating-point tensor of two state dicts of one network.
+
+    Integer tensors (BatchNorm's ``num_batches_tracked``) are counters, not weights: they come from ``end``.
+    ``alpha`` = 1 gives ``end``, 0 gives ``start``.
+
+    Raises:
+        ValueError: the two state dicts do not hold the same tensors (names and shapes).
+    """
+    if start.keys() != end.keys():
+        raise ValueError(f"cannot interpolate two different networks: tensors only in the start "
+                         f"{sorted(start.keys() - end.keys())[:5]}, only in the end {sorted(end.keys() - start.keys())[:5]}")
+    shapes = [k for k in end if start[k].shape != end[k].shape]
+    if shapes:
+        raise ValueError(f"cannot interpolate two different networks: {shapes[0]} is {tuple(start[shapes[0]].shape)} "
+                         f"at the start and {tuple(end[shapes[0]].shape)} at the end")
+    return {k: torch.lerp(start[k].to(v.dtype), v, alpha) if v.is_floating_point() else v.clone()
+            for k, v in end.items()}

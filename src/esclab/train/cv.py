@@ -45,7 +45,7 @@ from esclab.runs import (
     write_skipped,
     write_split,
 )
-from esclab.train.averaging import build_weight_averaging
+from esclab.train.averaging import build_weight_averaging, interpolate_weights
 from esclab.train.callbacks import EpochProgress, EpochTimer, FitClock, ReseedEveryEpoch, fold_label
 from esclab.train.distill import probe_teacher
 from esclab.train.frozen import attach_frozen_outputs, trains_from_cache
@@ -262,16 +262,24 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     resume = last.is_file()
     if resume and trainer.is_global_zero:
         set_log_aside(files, read_checkpoint(last)["global_step"])
+    # WiSE-FT's start: the same in every session of a resumed fold (pretrained weights, the probe's head)
+    start = {k: v.detach().clone() for k, v in module.model.state_dict().items()} if cfg.train.wise_alpha < 1 else None
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         join_log(files)
     tested_path = (trainer.checkpoint_callback.best_model_path if has_val else "") or str(last)
-    probs = predict(module, dm, tested_path)
-    calibration = calibrate_fit(cfg, module, dm, tested_path) if cfg.train.calibrate else None
+    weights: str | None = tested_path  # what is tested: a checkpoint, or (None) the module as it stands
+    if start is not None:
+        module.load_state_dict(read_checkpoint(tested_path)["state_dict"])
+        module.model.load_state_dict(interpolate_weights(start, module.model.state_dict(), cfg.train.wise_alpha))
+        weights = None
+    probs = predict(module, dm, weights)
+    calibration = calibrate_fit(cfg, module, dm, weights) if cfg.train.calibrate else None
     if calibration is not None:  # the head now divides its logits by T: test again through it
         probs = predict(module, dm, None)
     result = {
         "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
+        **({"wise_alpha": cfg.train.wise_alpha} if start is not None else {}),
         "tested_epoch": int(read_checkpoint(tested_path)["epoch"]) + 1,
         "epochs": int(trainer.current_epoch),
         **time_cap_facts(trainer, cfg),
@@ -363,7 +371,7 @@ def predict(module: ClassifierModule, dm: FoldDataModule, checkpoint: str | None
 
 
 def calibrate_fit(cfg: ExperimentConfig, module: ClassifierModule, dm: FoldDataModule,
-                  tested_path: str) -> dict[str, Any] | None:
+                  tested_path: str | None) -> dict[str, Any] | None:
     """Calibrate a trained fold on its grouped validation split and fold the temperature into its head.
 
     ``None`` (and a warning) without a validation split: nothing held out that is not the test fold.
