@@ -13,7 +13,8 @@ what differs::
       max_epochs: 60
 
 The merge order is: dataclass defaults <- group files <- the experiment's own keys
-<- ``--set key=value`` overrides. ``--set augment=strong`` (a group name, no dot) swaps the
+<- ``--set key=value`` overrides. ``extends: OTHER`` makes an experiment a variant of another: OTHER's
+defaults and keys first, then its own. ``--set augment=strong`` (a group name, no dot) swaps the
 group file, as Hydra does. Unknown keys and bad values fail loudly.
 """
 
@@ -433,13 +434,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     layers, defaults = [], {}
     root = Path(configs_root) if configs_root else packaged_configs()
     if path is not None:
-        path = find_experiment(path)
-        try:
-            own = OmegaConf.load(path)
-        except Exception as err:  # yaml errors come in many types
-            raise ConfigError(f"cannot parse {path}: {err}") from err
-        root = Path(configs_root) if configs_root else path.resolve().parent.parent
-        defaults = OmegaConf.to_container(own.pop("defaults", None) or OmegaConf.create({}))
+        defaults, own_layers, experiment_root = _read_experiment(find_experiment(path))
+        root = Path(configs_root) if configs_root else experiment_root
         group_layers = []
         for group, name in {**defaults, **choices}.items():
             if group not in CONFIG_GROUPS:
@@ -447,8 +443,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             group_layers.append(_group_layer(root, group, name))
         # A group chosen on the command line replaces the experiment's own settings for that group.
         for group in choices:
-            own.pop(group, None)
-        layers += [*group_layers, own]
+            for own in own_layers:
+                own.pop(group, None)
+        layers += [*group_layers, *own_layers]
     elif choices:
         layers += [_group_layer(root, g, n) for g, n in choices.items()]
     try:
@@ -461,6 +458,36 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid configuration: {err}".splitlines()[0] + _where(err)) from err
     return validate(cfg)
+
+
+def _read_experiment(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, str], list[DictConfig], Path]:
+    """An experiment file as ``(defaults, own layers, configs root)``, following ``extends: NAME``.
+
+    ``extends`` names the experiment this one starts from (a file beside it, else a packaged one): its
+    ``defaults`` are taken and overridden group by group, and its own keys come first, then this file's. The
+    configs root is the one of the first experiment in the chain.
+
+    Raises:
+        ConfigError: a file that does not parse, an unknown parent, or a chain that comes back to itself.
+    """
+    if path.resolve() in chain:
+        names = " -> ".join(p.stem for p in (*chain, path.resolve()))
+        raise ConfigError(f"{path}: experiments extend each other in a circle ({names})")
+    try:
+        own = OmegaConf.load(path)
+    except Exception as err:  # yaml errors come in many types
+        raise ConfigError(f"cannot parse {path}: {err}") from err
+    defaults = OmegaConf.to_container(own.pop("defaults", None) or OmegaConf.create({}))
+    parent = own.pop("extends", None)
+    if parent is None:
+        return defaults, [own], path.resolve().parent.parent
+    beside = path.parent / f"{parent}.yaml"
+    try:
+        parent_path = beside if beside.is_file() else find_experiment(str(parent))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: extends {parent!r}, which is neither {beside} nor a packaged experiment") from err
+    parent_defaults, parent_layers, root = _read_experiment(parent_path, (*chain, path.resolve()))
+    return {**parent_defaults, **defaults}, [*parent_layers, own], root
 
 
 def _where(err: OmegaConfBaseException) -> str:

@@ -78,6 +78,8 @@ def test_empty_mapping_override_clears_a_group_section():
     ("train.progressive=[{fraction: 2, epochs: 1}]", "train.progressive must be"),
     ("augment.tta_views=0", "augment.tta_views must be in"),
     ("augment.tta_views=216", "augment.tta_views must be in"),
+    ("train.wise_alpha=1.5", "train.wise_alpha must be in [0, 1]"),
+    ("train.wise_alpha=0.5", "train.wise_alpha < 1 needs train.head_init 'probe'"),
 ])
 def test_bad_values_raise_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
@@ -154,3 +156,27 @@ def test_packaged_presets_work_from_any_directory_and_by_name(tmp_path, monkeypa
     with pytest.raises(ConfigError, match="packaged experiments"):
         find_experiment("no_such_experiment")
     assert load_config(None, ["model=resnet18"]).model.name == "resnet18"  # no file: the family's defaults
+
+
+def test_an_experiment_that_extends_another_states_only_what_differs(tmp_path):
+    """``extends: NAME``: the other experiment (a file beside it, else a packaged one), then this file's keys;
+    a group default swapped here replaces the parent's; a missing parent or a circle is a clear error."""
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "variant.yaml").write_text("extends: mn04_finetune_lpft\nname: variant\ntrain:\n  wise_alpha: 0.5\n")
+    parent = to_dict(load_config(CONFIGS / "experiment" / "mn04_finetune_lpft.yaml"))
+    variant = to_dict(load_config(folder / "variant.yaml"))
+    assert variant["train"]["wise_alpha"] == 0.5 and variant["name"] == "variant"
+    parent["train"]["wise_alpha"], parent["name"] = 0.5, "variant"
+    assert variant == parent
+    (folder / "child.yaml").write_text("extends: variant\nname: child\ndefaults:\n  augment: none\n")
+    child = load_config(folder / "child.yaml")
+    assert child.train.wise_alpha == 0.5 and child.augment.waveform == {} and child.model.kwargs["taps"] == [11, 13, 15]
+    assert load_config(folder / "child.yaml", ["train.wise_alpha=0.75"]).train.wise_alpha == 0.75
+    (folder / "orphan.yaml").write_text("extends: no_such_experiment\n")
+    with pytest.raises(ConfigError, match="extends 'no_such_experiment'"):
+        load_config(folder / "orphan.yaml")
+    (folder / "a.yaml").write_text("extends: b\n")
+    (folder / "b.yaml").write_text("extends: a\n")
+    with pytest.raises(ConfigError, match=r"in a circle \(a -> b -> a\)"):
+        load_config(folder / "a.yaml")

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from esclab.config import ConfigError, TrainConfig, load_config
-from esclab.train.averaging import TrajectoryAverage, build_weight_averaging
+from esclab.train.averaging import TrajectoryAverage, build_weight_averaging, interpolate_weights
 
 
 class Tiny(L.LightningModule):
@@ -88,3 +88,16 @@ def test_the_config_refuses_an_average_that_cannot_be(override, key):
     overrides = ["train.weight_averaging=ema", "train.max_epochs=60", override]
     with pytest.raises(ConfigError, match=key):
         load_config("configs/experiment/paper_cnn.yaml", overrides)
+
+
+def test_interpolate_weights_lerps_floats_keeps_counters_and_refuses_other_networks():
+    start = {"w": torch.zeros(2, 3), "n": torch.tensor(0)}
+    end = {"w": torch.full((2, 3), 4.0), "n": torch.tensor(7)}
+    mid = interpolate_weights(start, end, 0.25)
+    assert torch.equal(mid["w"], torch.ones(2, 3)) and mid["n"].item() == 7 and mid["n"].dtype == torch.int64
+    assert torch.equal(interpolate_weights(start, end, 0.0)["w"], start["w"])
+    assert torch.equal(interpolate_weights(start, end, 1.0)["w"], end["w"])
+    with pytest.raises(ValueError, match="only in the end"):
+        interpolate_weights(start, {**end, "extra": torch.ones(1)}, 0.5)
+    with pytest.raises(ValueError, match=r"w is \(2, 3\) at the start and \(3, 2\) at the end"):
+        interpolate_weights(start, {**end, "w": torch.ones(3, 2)}, 0.5)
