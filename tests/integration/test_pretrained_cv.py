@@ -219,17 +219,26 @@ def test_finetune_distilled_from_the_probe_keeps_pretrained_batchnorm_statistics
     assert_bundle_reproduces_predictions(fold_dir)
 
 
-def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(offline, tmp_path):
-    """The shipped fine-tune esclab recommends (mn04_finetune_lpft): eleven layers frozen, a head on layers
-    11, 13, 15 and the last that starts at the training split's probe, pretrained BatchNorm statistics, and
-    the SWA average as the tested network; metrics.json says so, and the bundle reproduces the fold."""
+LPFT_TINY = ("data.folds=[3]", "train.max_epochs=2", "train.average_from_epoch=0", "augment.bank_size=1")
+
+
+@pytest.fixture(scope="module")
+def lpft_fold(offline, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fold 3 of the shipped LP-FT fine-tune on the tiny fixture (two epochs, both averaged): its folder."""
+    tmp = tmp_path_factory.mktemp("lpft")
+    cfg = tiny("mn04_finetune_lpft", tmp, *LPFT_TINY)
+    assert cfg.train.head_init == "probe" and cfg.train.weight_averaging == "swa" and cfg.train.cache_frozen
+    run_cv(cfg, tmp / "run", progress=False)
+    return tmp / "run" / "fold_3"
+
+
+def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(lpft_fold: Path):
+    """The shipped fine-tune (mn04_finetune_lpft, which mn04_finetune_ls10 extends): eleven layers frozen, a head
+    on layers 11, 13, 15 and the last that starts at the training split's probe, pretrained BatchNorm statistics,
+    and the SWA average as the tested network; metrics.json says so, and the bundle reproduces the fold."""
     from esclab.models import create_model
 
-    cfg = tiny("mn04_finetune_lpft", tmp_path, "data.folds=[3]", "train.max_epochs=2",
-               "train.average_from_epoch=0", "augment.bank_size=1")
-    assert cfg.train.head_init == "probe" and cfg.train.weight_averaging == "swa" and cfg.train.cache_frozen
-    run_cv(cfg, tmp_path / "run", progress=False)
-    fold_dir = tmp_path / "run" / "fold_3"
+    fold_dir = lpft_fold
     metrics = json.loads((fold_dir / "metrics.json").read_text())
     assert metrics["head_init"] == "probe" and metrics["frozen_blocks"] == 11
     assert (metrics["weight_averaging"], metrics["averaged_from_epoch"], metrics["averaged_updates"]) == ("swa", 1, 2)
@@ -245,20 +254,19 @@ def test_lpft_finetune_starts_at_the_probe_and_tests_the_averaged_network(offlin
     assert_bundle_reproduces_predictions(fold_dir)
 
 
-def test_wise_ft_tests_the_interpolation_between_the_probe_and_the_trained_network(offline, tmp_path):
+def test_wise_ft_tests_the_interpolation_between_the_probe_and_the_trained_network(lpft_fold: Path, tmp_path):
     """``train.wise_alpha`` (WiSE-FT): a = 0 tests the network fitting started from (the pretrained network with
-    the probe's head), a = 1 the trained one, and a = 0.5 exactly their midpoint, with the same training; the
-    bundle holds the tested network and metrics.json names a."""
+    the probe's head), a = 1 the trained one (the LP-FT run itself), and a = 0.5 exactly their midpoint, with the
+    same training; the bundle holds the tested network and metrics.json names a."""
     runs = {}
     for alpha in (0.0, 0.5, 1.0):
-        cfg = tiny("mn04_finetune_lpft", tmp_path, "data.folds=[3]", "train.max_epochs=2",
-                   "train.average_from_epoch=0", "augment.bank_size=1", f"train.wise_alpha={alpha}")
-        run_cv(cfg, tmp_path / f"a{alpha}", progress=False)
-        fold_dir = tmp_path / f"a{alpha}" / "fold_3"
+        fold_dir = lpft_fold if alpha == 1 else tmp_path / f"a{alpha}" / "fold_3"
+        if alpha < 1:
+            cfg = tiny("mn04_finetune_lpft", tmp_path, *LPFT_TINY, f"train.wise_alpha={alpha}")
+            run_cv(cfg, fold_dir.parent, progress=False)
+            assert_bundle_reproduces_predictions(fold_dir)
         runs[alpha] = (json.loads((fold_dir / "metrics.json").read_text()),
                        load_bundle(fold_dir / "model.ckpt").model.state_dict())
-        if alpha < 1:
-            assert_bundle_reproduces_predictions(fold_dir)
     assert runs[0.5][0]["wise_alpha"] == 0.5 and "wise_alpha" not in runs[1.0][0]
     start, mid, end = runs[0.0][1], runs[0.5][1], runs[1.0][1]
     moved = [k for k in end if end[k].is_floating_point() and not torch.equal(start[k], end[k])]

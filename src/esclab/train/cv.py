@@ -268,9 +268,10 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     if trainer.is_global_zero:
         join_log(files)
     tested_path = (trainer.checkpoint_callback.best_model_path if has_val else "") or str(last)
+    tested = read_checkpoint(tested_path)
     weights: str | None = tested_path  # what is tested: a checkpoint, or (None) the module as it stands
     if start is not None:
-        module.load_state_dict(read_checkpoint(tested_path)["state_dict"])
+        module.load_state_dict(tested["state_dict"])
         module.model.load_state_dict(interpolate_weights(start, module.model.state_dict(), cfg.train.wise_alpha))
         weights = None
     probs = predict(module, dm, weights)
@@ -280,7 +281,7 @@ def train_fold(cfg: ExperimentConfig, data: PreparedData, fold: int, fold_dir: P
     result = {
         "checkpoint_rule": f"best {cfg.train.monitor} on the validation split" if has_val else "last epoch",
         **({"wise_alpha": cfg.train.wise_alpha} if start is not None else {}),
-        "tested_epoch": int(read_checkpoint(tested_path)["epoch"]) + 1,
+        "tested_epoch": int(tested["epoch"]) + 1,
         "epochs": int(trainer.current_epoch),
         **time_cap_facts(trainer, cfg),
         "steps": int(trainer.global_step),
