@@ -32,6 +32,9 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
                    help="experiment YAML, or the name of a packaged experiment (e.g. mn04_probe; default paper_cnn)")
     p.add_argument("--data", help="dataset folder (sets data.root; default $ESCLAB_DATA or ./data/ESC-50)")
     p.add_argument("--folds", help="comma-separated folds to run, e.g. 1,2")
+    p.add_argument("--exclude-folds", metavar="FOLDS",
+                   help="comma-separated folds the run never reads (sets data.exclude_folds): inner "
+                        "cross-validation, e.g. --exclude-folds 1 --folds 2,3,4,5")
     p.add_argument("--allow-missing", action="store_true",
                    help="run an ESC-50 copy with missing or unreadable clips (sets data.allow_missing)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -49,8 +52,8 @@ def _cv_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_experiment(args: argparse.Namespace):
-    """The experiment config from ``--config``, ``--data``, ``--folds``, ``--allow-missing``, ``--devices``,
-    ``--strategy``, ``--set``."""
+    """The experiment config from ``--config``, ``--data``, ``--folds``, ``--exclude-folds``, ``--allow-missing``,
+    ``--devices``, ``--strategy``, ``--set``."""
     from esclab.config import load_config
 
     overrides = list(args.overrides)
@@ -58,6 +61,8 @@ def load_experiment(args: argparse.Namespace):
         overrides.append(f"data.root={args.data}")
     if args.folds:
         overrides.append(f"data.folds=[{args.folds}]")
+    if args.exclude_folds:
+        overrides.append(f"data.exclude_folds=[{args.exclude_folds}]")
     if args.allow_missing:
         overrides.append("data.allow_missing=true")
     for key in ("devices", "strategy"):

@@ -53,12 +53,16 @@ class DataConfig:
     source recording) so no recording is on both sides.
     ``allow_missing``: run an ESC-50 copy whose metadata names clips that are missing or unreadable
     (otherwise the run stops before any work and names them).
+    ``exclude_folds``: folds whose clips the run never reads (no features, no training, no test): inner
+    cross-validation over the other folds, so a recipe is chosen without its outer test fold
+    (``exclude_folds: [1]`` with ``folds: [2, 3, 4, 5]`` trains each inner fold on the other three).
     """
 
     dataset: str = "esc50"
     root: str | None = None
     csv: str | None = None
     folds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    exclude_folds: list[int] = field(default_factory=list)
     val_fraction: float = 0.1
     num_workers: int = 0
     download: bool = True
@@ -278,6 +282,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     d, a, f, t = cfg.data, cfg.audio, cfg.features, cfg.train
     need(len(d.folds) > 0 and all(isinstance(k, int) and k >= 1 for k in d.folds), "data.folds",
          "must be a non-empty list of fold numbers >= 1", d.folds)
+    need(all(isinstance(k, int) and k >= 1 for k in d.exclude_folds), "data.exclude_folds",
+         "must be a list of fold numbers >= 1", d.exclude_folds)
+    need(not set(d.folds) & set(d.exclude_folds), "data.exclude_folds",
+         f"must not share a fold with data.folds {d.folds} (a left-out fold cannot be tested)", d.exclude_folds)
     need(0.0 <= d.val_fraction < 0.5, "data.val_fraction", "must be in [0, 0.5)", d.val_fraction)
     need(d.dataset != "folder" or bool(d.csv), "data.csv", "is required when data.dataset is 'folder'", d.csv)
     need(a.sample_rate >= 1000, "audio.sample_rate", "must be >= 1000 Hz", a.sample_rate)

@@ -72,6 +72,8 @@ def test_empty_mapping_override_clears_a_group_section():
     ("features.fmax=20000", "features.fmax must be in"),
     ("data.val_fraction=0.7", "data.val_fraction must be in"),
     ("data.folds=[]", "data.folds must be a non-empty list"),
+    ("data.exclude_folds=[0]", "data.exclude_folds must be a list of fold numbers >= 1"),
+    ("data.exclude_folds=[5]", "data.exclude_folds must not share a fold with data.folds"),
     ("data.dataset=folder", "data.csv is required"),
     ("train.max_epochs=many", "invalid configuration"),
     ("train.no_such_key=1", "no_such_key"),

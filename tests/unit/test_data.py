@@ -35,6 +35,17 @@ def test_absent_file_is_skipped_and_listed(tmp_path, esc50_mini):
     assert table.skipped[0][1] == "file not found"
 
 
+def test_a_left_out_fold_takes_its_usable_and_its_skipped_clips_along(tmp_path, esc50_mini):
+    root = tmp_path / "esc"
+    shutil.copytree(esc50_mini, root)
+    (root / "audio" / "1-100032-A-0.ogg").unlink()
+    (root / "audio" / "2-100786-A-1.ogg").unlink()
+    table = load_esc50(root, download=False).without_folds([1])
+    assert table.folds() == [2, 3] and len(table) == 5
+    assert [s.fold for s in table.skipped] == [2]
+    assert table.class_names == ["dog", "rooster", "pig"]
+
+
 def test_esc10_subset(esc50_mini):
     table = load_esc50(esc50_mini, esc10=True, download=False)
     assert table.class_names == ["dog", "rooster"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -12,6 +13,8 @@ from esclab.data.bank import load_bank
 from esclab.data.esc50 import NUM_CLIPS, NUM_CLIPS_ESC10, require_complete
 from esclab.data.table import ClipTable
 from esclab.features.cache import FeatureCache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,13 +56,31 @@ class PreparedData:
         return audio
 
 
+def leave_out_folds(table: ClipTable, folds: list[int]) -> ClipTable:
+    """``table`` without the clips of ``folds`` (``data.exclude_folds``), logged; a fold it lacks is an error.
+
+    Raises:
+        ConfigError: a fold in ``folds`` that the dataset does not have (a typo would leave out nothing).
+    """
+    absent = sorted(set(folds) - set(table.folds()))
+    if absent:
+        raise ConfigError(f"data.exclude_folds {absent} are not in the dataset (its folds: {table.folds()})")
+    kept = table.without_folds(folds)
+    log.info("data.exclude_folds %s: %d clips left out of this run, %d kept (folds %s)", sorted(folds),
+             len(table) - len(kept), len(kept), kept.folds())
+    return kept
+
+
 def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool = True) -> PreparedData:
     """Load the clip table, its cached log-mels and bank; unreadable clips move to ``table.skipped``.
 
     With ``check_folds``, every fold in ``cfg.data.folds`` must exist in the dataset.
 
+    The clips of ``cfg.data.exclude_folds`` are dropped first: no audio of theirs is read, and the
+    completeness check counts only the folds the run uses.
+
     Raises:
-        ConfigError: a fold in ``cfg.data.folds`` that the dataset does not have.
+        ConfigError: a fold in ``cfg.data.folds`` or ``cfg.data.exclude_folds`` that the dataset does not have.
         IncompleteDatasetError: ESC-50 clips missing or unreadable without ``data.allow_missing``.
     """
     table = load_dataset(cfg.data, seed=cfg.train.seed)
@@ -69,6 +90,10 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
                           f"choose with --folds")
     official = cfg.data.dataset in ("esc50", "esc10")
     expected = NUM_CLIPS_ESC10 if cfg.data.dataset == "esc10" else NUM_CLIPS
+    if cfg.data.exclude_folds:  # a left-out fold is not part of the run, its clips missing or not
+        listed = len(table) + len(table.skipped)
+        table = leave_out_folds(table, cfg.data.exclude_folds)
+        expected -= listed - (len(table) + len(table.skipped))
     if official:  # before any work: a copy missing files is not ESC-50
         require_complete(table, cfg.data.allow_missing, expected)
     cache = FeatureCache(cfg.audio, cfg.features)

@@ -49,6 +49,13 @@ class ClipTable:
         skipped = self.skipped + [Skipped(path, reason, int(folds[path])) for path, reason in sorted(bad.items())]
         return ClipTable(self.clips[keep].reset_index(drop=True), self.class_names, skipped, self.metadata)
 
+    def without_folds(self, folds: list[int]) -> ClipTable:
+        """A copy without the clips of ``folds``, usable or skipped: they are not part of the run at all."""
+        left_out = set(int(k) for k in folds)
+        keep = ~self.clips["fold"].astype(int).isin(left_out)
+        skipped = [s for s in self.skipped if s.fold not in left_out]
+        return ClipTable(self.clips[keep].reset_index(drop=True), self.class_names, skipped, self.metadata)
+
 
 def find_audio(directory: Path, name: str) -> Path | None:
     """The file for ``name`` in ``directory``, matched by stem over the supported extensions.
