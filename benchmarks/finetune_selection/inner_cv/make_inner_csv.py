@@ -11,6 +11,10 @@ fold, group = the source recording ``src_file``) for every clip outside ``--oute
 
 trains on three of the four remaining official folds and tests on the fourth, and never reads the outer fold.
 The audio file's extension is whatever the copy holds (``.wav`` officially, ``.ogg`` in ``../shared/esc50``).
+
+The library now does the same in one command, ``esclab cv --exclude-folds 1 --folds 2,3,4,5`` (``data.exclude_folds``;
+on the real inner data it gives this route's predictions, ``benchmarks/RESULTS.md`` issue 23 section 8). This script
+stays because the inner runs published beside it were made with it.
 """
 
 from __future__ import annotations
