@@ -64,7 +64,8 @@ def data_facts(data: Mapping[str, Any], class_names: Sequence[str], n_clips: int
         known = {"description": "not recorded", "licence": "not recorded: check the training data's own licence",
                  "non_commercial": False}
     return {"dataset": name, **known, "classes": list(class_names), "n_clips": n_clips,
-            "folds": [int(k) for k in data.get("folds", [])]}
+            "folds": [int(k) for k in data.get("folds", [])],
+            "exclude_folds": [int(k) for k in data.get("exclude_folds") or []]}
 
 
 def weights_facts(name: str | None, pretrained: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
@@ -301,6 +302,9 @@ def _data_section(facts: Mapping[str, Any]) -> str:
     if data.get("folds"):
         lines.append(f"- Cross-validation folds: {', '.join(str(k) for k in data['folds'])} (each tested by a model "
                      "trained on the others)")
+    if data.get("exclude_folds"):
+        lines.append(f"- Left out: fold(s) {', '.join(str(k) for k in data['exclude_folds'])} of the dataset, never "
+                     "read by this run (inner cross-validation, `data.exclude_folds`)")
     return "\n".join(lines)
 
 

@@ -87,6 +87,17 @@ def test_a_folder_dataset_has_its_owners_licence_and_no_non_commercial_line(tmp_
     assert FOLDER_LICENCE in card and "Non-commercial only" not in card
 
 
+def test_a_left_out_fold_is_stated_and_absent_otherwise(tmp_path: Path):
+    plain = render_model_card(read_card_facts(write_run(tmp_path / "plain")))
+    assert "Left out" not in plain
+    root = write_run(tmp_path / "inner")
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["data"]["exclude_folds"] = [3]
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    card = render_model_card(read_card_facts(root))
+    assert "- Left out: fold(s) 3 of the dataset, never read by this run" in card
+
+
 def test_worst_classes_and_most_confused_pairs(tmp_path: Path):
     facts = read_card_facts(write_run(tmp_path / "run"))
     assert [r["class"] for r in facts["worst_classes"]] == ["c3", "c1", "c6", "c7", "c4"]
