@@ -56,15 +56,24 @@ class PreparedData:
         return audio
 
 
+def require_folds(table: ClipTable, key: str, folds: list[int], hint: str = "") -> None:
+    """Stop when ``folds`` (the config's ``key``) names a fold ``table`` does not have.
+
+    Raises:
+        ConfigError: naming the absent folds and the dataset's own.
+    """
+    absent = sorted(set(folds) - set(table.folds()))
+    if absent:
+        raise ConfigError(f"{key} {absent} are not in the dataset (its folds: {table.folds()}){hint}")
+
+
 def leave_out_folds(table: ClipTable, folds: list[int]) -> ClipTable:
     """``table`` without the clips of ``folds`` (``data.exclude_folds``), logged; a fold it lacks is an error.
 
     Raises:
         ConfigError: a fold in ``folds`` that the dataset does not have (a typo would leave out nothing).
     """
-    absent = sorted(set(folds) - set(table.folds()))
-    if absent:
-        raise ConfigError(f"data.exclude_folds {absent} are not in the dataset (its folds: {table.folds()})")
+    require_folds(table, "data.exclude_folds", folds)
     kept = table.without_folds(folds)
     log.info("data.exclude_folds %s: %d clips left out of this run, %d kept (folds %s)", sorted(folds),
              len(table) - len(kept), len(kept), kept.folds())
@@ -84,10 +93,8 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True, check_folds: bool
         IncompleteDatasetError: ESC-50 clips missing or unreadable without ``data.allow_missing``.
     """
     table = load_dataset(cfg.data, seed=cfg.train.seed)
-    missing = sorted(set(cfg.data.folds) - set(table.folds()))
-    if check_folds and missing:
-        raise ConfigError(f"data.folds {missing} are not in the dataset (its folds: {table.folds()}); "
-                          f"choose with --folds")
+    if check_folds:
+        require_folds(table, "data.folds", cfg.data.folds, "; choose with --folds")
     official = cfg.data.dataset in ("esc50", "esc10")
     expected = NUM_CLIPS_ESC10 if cfg.data.dataset == "esc10" else NUM_CLIPS
     if cfg.data.exclude_folds:  # a left-out fold is not part of the run, its clips missing or not

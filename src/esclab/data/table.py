@@ -51,9 +51,8 @@ class ClipTable:
 
     def without_folds(self, folds: list[int]) -> ClipTable:
         """A copy without the clips of ``folds``, usable or skipped: they are not part of the run at all."""
-        left_out = set(int(k) for k in folds)
-        keep = ~self.clips["fold"].astype(int).isin(left_out)
-        skipped = [s for s in self.skipped if s.fold not in left_out]
+        keep = ~self.clips["fold"].isin(folds)
+        skipped = [s for s in self.skipped if s.fold not in folds]
         return ClipTable(self.clips[keep].reset_index(drop=True), self.class_names, skipped, self.metadata)
 
 
