@@ -82,6 +82,33 @@ def test_the_teacher_shapes_the_loss_learns_nothing_and_always_evaluates():
     assert not any(k.startswith("teacher") for k in taught.model.state_dict())  # the tested network has none
 
 
+def test_online_the_frozen_layers_run_once_for_student_and_teacher_and_the_loss_is_unchanged(monkeypatch):
+    x, y = torch.randn(3, 1, 128, 64), torch.tensor([0, 1, 2])
+    torch.manual_seed(0)
+    mod = ClassifierModule("mn04", 4, {"head": "linear", "frozen_blocks": 5}, None,
+                           train={"channels_last": False, "distill_weight": 0.5, "distill_temperature": 2.0,
+                                  "freeze_bn_stats": True}, augment={})
+    teacher = copy.deepcopy(mod.model)
+    with torch.no_grad():
+        teacher.get_classifier().weight.mul_(5.0)
+    mod.set_teacher(teacher)
+    mod.train()
+    with torch.no_grad():  # what the step computed before: each network on the whole input
+        student_logits, teacher_logits = mod.model(x), teacher(x)
+    expected = blend_losses(torch.nn.functional.cross_entropy(student_logits, torch.eye(4)[y]),
+                            distillation_loss(student_logits, teacher_logits, 2.0), 0.5)
+    calls = []
+    monkeypatch.setattr(teacher, "forward_frozen", lambda h: calls.append("teacher") or h)
+    real = mod.model.forward_frozen
+    monkeypatch.setattr(mod.model, "forward_frozen", lambda h: calls.append("student") or real(h))
+    loss = mod.training_step((x, y), 0)
+    assert calls == ["student"]
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+    loss.backward()
+    assert all(p.grad is None for p in mod.model.features[:5].parameters())
+    assert any(p.grad is not None for p in mod.model.features[5:].parameters())
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("train.distill_weight=1.0", "train.distill_weight must be in"),
     ("train.distill_weight=-0.1", "train.distill_weight must be in"),

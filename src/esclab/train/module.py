@@ -116,11 +116,20 @@ class ClassifierModule(L.LightningModule):
         spec = self.spec_augment(spec)  # with cached frozen layers: on their output maps
         if self.mixup is not None:
             spec, soft = self.mixup(spec, soft)
-        logits = self._logits(spec)
-        loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
-        if self.teacher is not None and self.train_cfg.distill_weight > 0:
+        teaching = self.teacher is not None and self.train_cfg.distill_weight > 0
+        hidden = self._layout(spec)  # what the frozen layers made of the input (the input, if it came cached)
+        if teaching and not self.frozen_inputs:
+            # The teacher is a copy of the pretrained network: its frozen layers are the student's, so they run
+            # once for both, and each network runs only its own upper layers.
             with torch.no_grad():
-                taught = self.teacher.forward_from_frozen(spec) if self.frozen_inputs else self.teacher(spec)
+                hidden = self.model.forward_frozen(hidden)
+            logits = self.model.forward_from_frozen(hidden)
+        else:
+            logits = self._logits(spec)
+        loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
+        if teaching:
+            with torch.no_grad():
+                taught = self.teacher.forward_from_frozen(hidden)
             soft_loss = distillation_loss(logits, taught, self.train_cfg.distill_temperature)
             self.log("train_distill_loss", soft_loss, on_step=False, on_epoch=True, batch_size=len(target),
                      sync_dist=True)
