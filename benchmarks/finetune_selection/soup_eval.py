@@ -2,7 +2,7 @@
 
 The runs must share folds, data and architecture (seeds of one recipe). For each fold, every run's bundle
 (``fold_K/model.ckpt``) and the average of their weights classify the fold's test clips from the cached
-log-mels; BatchNorm running statistics are averaged too, and the script says whether they were identical (they are
+log-mels; BatchNorm running statistics are averaged too (counters come from the last run), and the script says whether they were identical (they are
 when the recipe keeps the pretrained statistics, ``train.freeze_bn_stats``). Prints a row per fold and the means.
 
     python benchmarks/finetune_selection/soup_eval.py runs/inner/ls10 runs/inner/ls10_s1
@@ -20,12 +20,15 @@ from esclab.bundle import load_bundle
 from esclab.config import load_config_file
 from esclab.data import load_dataset
 from esclab.features.cache import FeatureCache
+from esclab.train.averaging import interpolate_weights
 
 
 def average_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of floating-point tensors; other tensors (counters) from the first state."""
-    return {key: (sum(s[key].double() for s in states) / len(states)).to(value.dtype)
-            if value.is_floating_point() else value for key, value in states[0].items()}
+    """The equal-weight average of the states, as a running mean of :func:`interpolate_weights` steps."""
+    average = states[0]
+    for count, state in enumerate(states[1:], start=2):
+        average = interpolate_weights(average, state, 1.0 / count)
+    return average
 
 
 def accuracy(model: torch.nn.Module, standardize: torch.nn.Module, specs: torch.Tensor, target: np.ndarray) -> float:

@@ -123,9 +123,7 @@ class ClassifierModule(L.LightningModule):
             # once for both, and each network runs only its own upper layers.
             with torch.no_grad():
                 hidden = self.model.forward_frozen(hidden)
-            logits = self.model.forward_from_frozen(hidden)
-        else:
-            logits = self._logits(spec)
+        logits = self.model.forward_from_frozen(hidden) if teaching or self.frozen_inputs else self.model(hidden)
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=self.train_cfg.label_smoothing)
         if teaching:
             with torch.no_grad():
